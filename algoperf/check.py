@@ -1,0 +1,83 @@
+"""`algoperf check`: validate a submission before any compute is spent, and the template copier."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from algoperf.errors import AlgoperfError
+from algoperf.plugins import REPO_ROOT, api_problems, find_submission, import_submission_file
+from algoperf.tuning import SearchSpace
+
+
+def _say(ok: bool, message: str) -> None:
+    print(f"  {'ok  ' if ok else 'FAIL'} {message}")
+
+
+def check_submission(
+    name_or_path: str, framework: str | None = None, workload: str = "fashion_mnist",
+    run_step: bool = True,
+) -> bool:
+    """Print a line per check; True when everything passed. Stops before the step on any failure."""
+    source = find_submission(name_or_path)
+    frameworks = [framework] if framework else source.frameworks
+    print(f"checking submission {source.name!r} at {source.folder}")
+    try:
+        space = SearchSpace.from_yaml(source.search_space_path)
+        defaults = space.defaults()
+        _say(True, f"search space: {len(space.params)} hyperparameters "
+                   f"({len(space.tunable)} tuned), defaults {defaults}")
+    except AlgoperfError as e:
+        _say(False, f"search space: {e}")
+        return False
+    ok = True
+    for fw in frameworks:
+        try:
+            module = import_submission_file(source, fw)
+        except AlgoperfError as e:
+            _say(False, f"[{fw}] import: {e}")
+            ok = False
+            continue
+        problems = api_problems(module, fw)
+        kind = "optimizer plugin" if hasattr(module, "make_optimizer") else "full submission"
+        if problems:
+            for problem in problems:
+                _say(False, f"[{fw}] {source.file(fw).name}: {problem}")
+            ok = False
+            continue
+        _say(True, f"[{fw}] imports; {kind} API complete with the right signatures")
+        if ok and run_step:
+            ok = _one_step(source.folder, fw, workload) and ok
+    print("all checks passed" if ok else "checks failed: fix the lines marked FAIL and run check again")
+    return ok
+
+
+def _one_step(folder: Path, framework: str, workload: str) -> bool:
+    from algoperf.config import compose
+    from algoperf.runner import TrialConfig, run_trial
+
+    hardware = dict(compose([f"workload={workload}", f"submission={folder}"]).hardware)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrialConfig(
+            workload=workload, submission=str(folder), framework=framework, hardware=hardware,
+            results_dir=tmp, sweep="check", max_steps=2, eval_every_steps=10**9,
+        )
+        record = run_trial(cfg, progress=False)
+    if record["status"] == "failed":
+        _say(False, f"[{framework}] two training steps on {workload} failed:\n{record['error']}")
+        return False
+    _say(True, f"[{framework}] two training steps on {workload} ran "
+               f"({record['submission_time_s']:.2f} s, status {record['status']})")
+    return True
+
+
+def new_submission(name: str, directory: str = "submissions") -> Path:
+    if not name.isidentifier():
+        raise AlgoperfError(f"submission name {name!r} must be a Python identifier (e.g. my_adam).")
+    target = Path(directory) / name
+    if target.exists():
+        raise AlgoperfError(f"{target} already exists; pick another name or delete it.")
+    shutil.copytree(REPO_ROOT / "submissions" / "template", target,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return target

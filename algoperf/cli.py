@@ -1,0 +1,193 @@
+"""`algoperf` command line: list, check, run, sweep, score, new-submission."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from algoperf.errors import AlgoperfError
+
+USAGE = """usage: algoperf COMMAND [...]
+
+  list                                  workloads (+variants), submissions, rulesets, hardware profiles
+  check SUBMISSION [--framework F]      validate a submission before spending compute
+  run workload=W submission=S [k=v...]  one timed trial (Hydra overrides, see conf/config.yaml)
+  sweep workloads=[..] submissions=[..] a leaderboard sweep (each trial in its own process)
+  score RESULTS_DIR [--out DIR] [--measure time|steps]
+  new-submission NAME [--dir DIR]       copy the template to start a submission
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    commands = {
+        "list": cmd_list,
+        "check": cmd_check,
+        "run": cmd_run,
+        "sweep": cmd_sweep,
+        "score": cmd_score,
+        "new-submission": cmd_new_submission,
+    }
+    if command not in commands:
+        from algoperf.errors import did_you_mean
+
+        print(f"error: unknown command {command!r}." + did_you_mean(command, commands), file=sys.stderr)
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        return commands[command](rest)
+    except AlgoperfError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; complete trials are kept and a re-run resumes.", file=sys.stderr)
+        return 130
+
+
+def cmd_list(args: list[str]) -> int:
+    from algoperf.config import group_options
+    from algoperf.plugins import list_submissions, list_workloads
+
+    print("workloads:")
+    for name, entry in sorted(list_workloads().items()):
+        kind = "" if entry["variant"] == "base" else f" (variant of {entry['base']})"
+        better = "higher" if entry["higher_is_better"] else "lower"
+        targets = ", ".join(f"{size} {t}" for size, t in entry["sizes"].items())
+        print(
+            f"  {name:<26} {entry['metric']} ({better} is better; targets: {targets})"
+            f" [{', '.join(entry['frameworks'])}]{kind}"
+        )
+    print("submissions:")
+    for name, source in sorted(list_submissions().items()):
+        print(f"  {name:<26} [{', '.join(source.frameworks)}]  {source.folder}")
+    print("rulesets:  " + ", ".join(group_options("ruleset")))
+    print("hardware:  " + ", ".join(group_options("hardware")))
+    return 0
+
+
+def cmd_check(args: list[str]) -> int:
+    from algoperf.check import check_submission
+
+    parser = argparse.ArgumentParser(prog="algoperf check")
+    parser.add_argument("submission")
+    parser.add_argument("--framework", choices=["torch", "jax"], default=None)
+    parser.add_argument("--workload", default="fashion_mnist", help="workload for the one-step run")
+    parser.add_argument("--no-step", action="store_true", help="static checks only")
+    ns = parser.parse_args(args)
+    return 0 if check_submission(ns.submission, ns.framework, ns.workload, run_step=not ns.no_step) else 1
+
+
+def trial_config_from(cfg: Any):
+    from algoperf.config import to_dict
+    from algoperf.runner import TrialConfig
+
+    c = to_dict(cfg)
+    ruleset = c["ruleset"]
+    return TrialConfig(
+        workload=str(c["workload"]),
+        submission=str(c["submission"]),
+        framework=str(c["framework"]),
+        ruleset=ruleset["name"],
+        study=int(c["study"]),
+        trial=None if c["trial"] is None else int(c["trial"]),
+        seed=int(c["seed"]),
+        hardware=c["hardware"],
+        results_dir=str(c["results_dir"]),
+        sweep=str(c["sweep"]),
+        hparams=dict(c["hparams"] or {}),
+        self_tuning_budget_factor=float(ruleset.get("self_tuning_budget_factor", 1.5)),
+        max_submission_time_s=c["max_submission_time_s"],
+        eval_every_steps=c["eval_every_steps"],
+        max_steps=c["max_steps"],
+        data_dir=c["data_dir"],
+        threads=c["threads"],
+        overwrite=bool(c["overwrite"]),
+    )
+
+
+def cmd_run(args: list[str]) -> int:
+    from algoperf.config import compose
+    from algoperf.loggers import make_callbacks
+    from algoperf.runner import run_trial
+
+    cfg = compose(args)
+    trial_cfg = trial_config_from(cfg)
+    record = run_trial(trial_cfg, progress=bool(cfg.progress), callbacks=make_callbacks(cfg))
+    print_summary(record)
+    return 0 if record["status"] in ("reached", "budget_exhausted", "training_complete") else 1
+
+
+def print_summary(record: dict[str, Any]) -> None:
+    reached = record["status"] == "reached"
+    lines = [
+        "",
+        f"  trial      {record['submission']} on {record['workload']} ({record['framework']}), "
+        f"study {record['study']} trial {record['trial']}, seed {record['seed']}",
+        f"  status     {record['status'].upper()}",
+        f"  target     {record['metric_name']} {record['target']} "
+        f"({'higher' if record['metric_higher_is_better'] else 'lower'} is better)",
+        f"  best       {record['best_validation']}  (final test {record.get('final_test')})",
+    ]
+    if reached:
+        lines.append(
+            f"  time to target   {record['time_to_target_s']:.1f} s submission time, "
+            f"{record['steps_to_target']} steps"
+        )
+    lines += [
+        f"  submission time  {record['submission_time_s']:.1f} s of {record['max_submission_time_s']:.0f} s budget"
+        f" ({record['global_steps']} steps)",
+        f"  eval time        {record['eval_time_s']:.1f} s (untimed), wall {record['wall_time_s']:.1f} s",
+        f"  hparams    {json.dumps(record['hparams'])}",
+    ]
+    if record.get("error"):
+        lines.append("  error:\n" + "\n".join("    " + line for line in record["error"].splitlines()))
+    print("\n".join(lines))
+
+
+def cmd_sweep(args: list[str]) -> int:
+    from algoperf.sweep import run_sweep_cli
+
+    return run_sweep_cli(args)
+
+
+def cmd_score(args: list[str]) -> int:
+    from algoperf.report import write_report
+
+    parser = argparse.ArgumentParser(prog="algoperf score")
+    parser.add_argument("results_dir")
+    parser.add_argument("--out", default=None, help="output folder (default: RESULTS_DIR)")
+    parser.add_argument("--measure", choices=["time", "steps"], default="time")
+    parser.add_argument("--tau-max", type=float, default=4.0)
+    parser.add_argument("--reference", default="adamw")
+    ns = parser.parse_args(args)
+    written = write_report(ns.results_dir, ns.out, measure=ns.measure, tau_max=ns.tau_max,
+                           reference=ns.reference)
+    for path in written.values():
+        print(path)
+    leaderboard_md = next((p for p in written.values() if str(p).endswith(".md")), None)
+    if leaderboard_md:
+        print()
+        print(open(leaderboard_md).read())
+    return 0
+
+
+def cmd_new_submission(args: list[str]) -> int:
+    from algoperf.check import new_submission
+
+    parser = argparse.ArgumentParser(prog="algoperf new-submission")
+    parser.add_argument("name")
+    parser.add_argument("--dir", default="submissions")
+    ns = parser.parse_args(args)
+    path = new_submission(ns.name, ns.dir)
+    print(f"created {path}; edit it, then: algoperf check {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

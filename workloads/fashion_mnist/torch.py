@@ -1,0 +1,75 @@
+"""Fashion-MNIST in PyTorch: a small ResNet (GroupNorm, so the model has no batch statistics)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from algoperf.frameworks.torch import TorchWorkload
+from algoperf.spec import Batch
+
+from .workload import FashionMnistGeluWorkload, FashionMnistWorkload
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": lambda: nn.GELU(approximate="tanh")}
+
+
+def conv_norm(in_ch: int, out_ch: int, stride: int = 1) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
+        nn.GroupNorm(num_groups=8, num_channels=out_ch),
+    ]
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, activation: str):
+        super().__init__()
+        self.body = nn.Sequential(
+            *conv_norm(channels, channels), ACTIVATIONS[activation](), *conv_norm(channels, channels)
+        )
+        self.act = ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+class SmallResNet(nn.Module):
+    """stem -> [residual block -> strided conv] per stage -> global average pool -> linear."""
+
+    def __init__(self, channels: tuple[int, ...], num_classes: int, activation: str):
+        super().__init__()
+        layers: list[nn.Module] = [*conv_norm(1, channels[0]), ACTIVATIONS[activation]()]
+        for i, ch in enumerate(channels):
+            layers.append(ResidualBlock(ch, activation))
+            if i + 1 < len(channels):
+                layers += [*conv_norm(ch, channels[i + 1], stride=2), ACTIVATIONS[activation]()]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+class FashionMnistTorchWorkload(FashionMnistWorkload, TorchWorkload):
+    def build_model(self) -> nn.Module:
+        return SmallResNet(tuple(self.options["channels"]), self.num_classes, self.activation)
+
+    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
+        return self.random_batches(train, batch_size, seed)
+
+    def eval_metrics(self, params: nn.Module, model_state: Any, split: dict[str, Any]) -> dict[str, float]:
+        params.eval()
+        loss_sum, correct, count = 0.0, 0, 0
+        with torch.inference_mode():
+            for batch in self.eval_batches(split):
+                logits = params(batch["inputs"])
+                loss_sum += float(self.loss_fn(batch["targets"], logits)["summed"])
+                correct += int((logits.argmax(-1) == batch["targets"]).sum())
+                count += len(batch["targets"])
+        return {"loss": loss_sum / count, self.metric_name: correct / count}
+
+
+class FashionMnistGeluTorchWorkload(FashionMnistGeluWorkload, FashionMnistTorchWorkload):
+    pass

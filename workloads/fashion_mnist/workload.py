@@ -1,0 +1,129 @@
+"""Fashion-MNIST: 28x28 grey images of clothing, 10 classes; metric = validation accuracy.
+
+Data: the official 60k train / 10k test files (idx format). The test split is the official 10k;
+the validation split is 5,000 images carved from the train set by a fixed permutation, so the
+split never depends on a trial's seed.
+
+Files are read from, in order: `$ALGOPERF_DATA/fashion_mnist/`, then Debian's package
+`dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist/`).
+
+Target and budget (`small` size, `cpu` profile, 2-core CPU, torch 2.13):
+see TARGET_SETTING below; the figures were measured with `benchmarks/set_targets.py`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+from algoperf.errors import AlgoperfError
+from algoperf.spec import DataSplits, LossType, Workload, WorkloadSize
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+NUM_VALIDATION = 5_000
+SPLIT_SEED = 20170825  # Fashion-MNIST's release date: fixed, never a trial seed
+# Per-channel statistics of the 60k train images, so inputs are roughly zero-mean unit-variance.
+PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
+
+TARGET_SETTING = """
+small: AdamW tuned on this 2-core CPU (benchmarks/set_targets.py fashion_mnist); the best
+configuration rerun over seeds; target = median best validation accuracy rounded down; the
+budget in conf/hardware/cpu.yaml is about 3x the median time the tuned AdamW needed.
+"""
+
+
+def data_dir_candidates(data_dir: str | None = None) -> list[Path]:
+    candidates = []
+    if data_dir:
+        candidates.append(Path(data_dir) / "fashion_mnist")
+        candidates.append(Path(data_dir))
+    if os.environ.get("ALGOPERF_DATA"):
+        candidates.append(Path(os.environ["ALGOPERF_DATA"]) / "fashion_mnist")
+    candidates.append(DEBIAN_DIR)
+    return candidates
+
+
+def find_data_dir(data_dir: str | None = None) -> Path:
+    candidates = data_dir_candidates(data_dir)
+    for candidate in candidates:
+        if all((candidate / name).is_file() for name in FILES.values()):
+            return candidate
+    raise AlgoperfError(
+        "Fashion-MNIST files not found (looked in: "
+        + ", ".join(str(c) for c in candidates)
+        + "). Install them with `sudo apt-get update && sudo apt-get install dataset-fashion-mnist`, "
+        "or put the four files " + ", ".join(FILES.values())
+        + " (from https://github.com/zalandoresearch/fashion-mnist) in $ALGOPERF_DATA/fashion_mnist/."
+    )
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an idx file (the MNIST format): magic, dims, then big-endian uint8 data."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise AlgoperfError(f"{path} is truncated or damaged; reinstall the dataset files.")
+    return data.reshape(shape)
+
+
+def normalise(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), standardised. NCHW for both frameworks."""
+    return ((images.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD)[:, None, :, :]
+
+
+class FashionMnistWorkload(Workload):
+    name = "fashion_mnist"
+    metric_name = "accuracy"
+    metric_higher_is_better = True
+    loss_type = LossType.SOFTMAX_CROSS_ENTROPY
+    default_batch_size = 128
+    eval_batch_size = 1000
+    num_classes = 10
+    activation = "relu"
+    sizes = {
+        # channels per stage; the small size trains to ~90% in about a minute on 2 cores.
+        "small": WorkloadSize(target=0.90, step_hint=1500, options={"channels": (16, 32, 64)}),
+        "large": WorkloadSize(target=0.93, step_hint=6000, options={"channels": (64, 128, 256)}),
+    }
+
+    def load_splits(self) -> DataSplits:
+        directory = find_data_dir(self.data_dir)
+        train_images = read_idx(directory / FILES["train_images"])
+        train_labels = read_idx(directory / FILES["train_labels"])
+        test_images = read_idx(directory / FILES["test_images"])
+        test_labels = read_idx(directory / FILES["test_labels"])
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(train_images))
+        val_idx, train_idx = order[:NUM_VALIDATION], order[NUM_VALIDATION:]
+
+        def split(images: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+            return {"inputs": normalise(images), "targets": labels.astype(np.int64)}
+
+        self._num_train_examples = len(train_idx)
+        return DataSplits(
+            train=split(train_images[train_idx], train_labels[train_idx]),
+            validation=split(train_images[val_idx], train_labels[val_idx]),
+            test=split(test_images, test_labels),
+        )
+
+
+class FashionMnistGeluWorkload(FashionMnistWorkload):
+    """Variant: GELU instead of ReLU everywhere."""
+
+    variant = "gelu"
+    activation = "gelu"
+    sizes = {
+        "small": WorkloadSize(target=0.90, step_hint=1500, options={"channels": (16, 32, 64)}),
+        "large": WorkloadSize(target=0.93, step_hint=6000, options={"channels": (64, 128, 256)}),
+    }
