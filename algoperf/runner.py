@@ -216,7 +216,7 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
     submission_time_s = 0.0
     eval_time_s = 0.0
     global_step = 0
-    last_eval_step = -1
+    last_eval_step = 0
     last_eval_time_s = 0.0
     eval_results: list[tuple[int, dict[str, float]]] = []
     train_loss_sum, train_loss_count = 0.0, 0
@@ -320,7 +320,7 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
                 status = evaluate(final=False)
             bar.step(global_step, submission_time_s)
     except TrainingComplete:
-        if last_eval_step != global_step:
+        if last_eval_step != global_step or record["num_evals"] == 0:
             status = evaluate(final=True)
         status = status or "training_complete"
     finally:

@@ -94,7 +94,7 @@ class FashionMnistWorkload(Workload):
     activation = "relu"
     sizes = {
         # channels per stage; the small size trains to ~90% in about a minute on 2 cores.
-        "small": WorkloadSize(target=0.90, step_hint=1500, options={"channels": (16, 32, 64)}),
+        "small": WorkloadSize(target=0.885, step_hint=800, options={"channels": (16, 32, 64)}),
         "large": WorkloadSize(target=0.93, step_hint=6000, options={"channels": (64, 128, 256)}),
     }
 
@@ -124,6 +124,6 @@ class FashionMnistGeluWorkload(FashionMnistWorkload):
     variant = "gelu"
     activation = "gelu"
     sizes = {
-        "small": WorkloadSize(target=0.90, step_hint=1500, options={"channels": (16, 32, 64)}),
+        "small": WorkloadSize(target=0.885, step_hint=800, options={"channels": (16, 32, 64)}),
         "large": WorkloadSize(target=0.93, step_hint=6000, options={"channels": (64, 128, 256)}),
     }

@@ -1,0 +1,16 @@
+# The two entry points. Each does all set-up itself (venv, packages, datasets) first.
+#   make demo   a small leaderboard sweep of the baselines on the CPU workloads, then the leaderboard
+#   make test   the test suite
+.PHONY: setup demo test lint
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup
+	bash scripts/test.sh
+
+lint: setup
+	.venv/bin/ruff check algoperf workloads submissions tests benchmarks

@@ -1,0 +1,543 @@
+"""Scoring: time-to-target per study, performance ratios and profiles, the benchmark score.
+
+The maths is DESIGN.md's "Scoring", as pure functions on numpy arrays (the formulas) and pandas
+frames (the bookkeeping). `score(results)` runs the whole pipeline. Never imports torch or jax.
+
+Notation: s a competitor (a submission in one framework), w a workload, t_{s,w} its time (or
+steps) to target, median over studies, +inf when missed; r_{s,w} = t_{s,w} / min_s t_{s,w}.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from algoperf.errors import AlgoperfError, did_you_mean
+from algoperf.results import Results
+
+#: measure name -> the record field it reads.
+MEASURES = {"time": "time_to_target_s", "steps": "steps_to_target"}
+
+DEFAULT_TAU_MAX = 4.0
+DEFAULT_REFERENCE = "adamw"
+DEFAULT_N_BOOT = 1000
+CI_LEVEL = 0.95
+
+#: A (competitor, workload) is "stable" when every study agrees on reached/missed and, when
+#: reached, the slowest study took at most this many times the fastest one.
+STABILITY_MAX_SPREAD = 1.5
+
+#: The record fields scoring reads.
+SCORED_COLUMNS = (
+    "sweep",
+    "submission",
+    "workload",
+    "framework",
+    "ruleset",
+    "study",
+    "trial",
+    "status",
+    "time_to_target_s",
+    "steps_to_target",
+    "target",
+    "metric_name",
+    "metric_higher_is_better",
+    "best_validation",
+    "hardware",
+    "path",
+)
+
+#: Group name when every competitor competes together (measure="steps").
+ALL_FRAMEWORKS = "all"
+
+
+# ---- the formulas, on arrays -----------------------------------------------------------------
+
+
+def median_over_studies(study_values: np.ndarray | Sequence[float]) -> float:
+    """t_{s,w} = median over studies of the study's time (+inf for a study that missed).
+
+    np.median semantics with inf: median([1, inf, inf]) = inf, median([1, 2, inf]) = 2, and for
+    an even count the two middle values are averaged, so median([1, inf]) = inf: when half the
+    studies missed, the target is not reliably reached. No studies at all gives +inf.
+    """
+    values = np.asarray(study_values, dtype=float)
+    if values.size == 0:
+        return math.inf
+    return float(np.median(values))
+
+
+def performance_ratios(times: np.ndarray, tau_max: float = DEFAULT_TAU_MAX) -> np.ndarray:
+    """r_{s,w} = t_{s,w} / min_s t_{s,w}, with r > tau_max and every miss set to +inf.
+
+    `times` has shape (..., competitors, workloads); leading axes (e.g. bootstrap draws) are
+    kept. Guards, so no NaN ever appears: a workload nobody reached (min = inf) gives r = inf
+    for all; a best time of exactly 0 gives r = 1 to those at 0 and inf to the rest.
+    """
+    times = np.asarray(times, dtype=float)
+    times = np.where(np.isnan(times), np.inf, times)
+    best = times.min(axis=-2, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = times / best
+    ratios = np.where(best == 0, np.where(times == 0, 1.0, np.inf), ratios)
+    ratios = np.where(np.isfinite(best) & np.isfinite(times), ratios, np.inf)
+    return np.where(ratios > tau_max, np.inf, ratios)
+
+
+def performance_profile(ratios: np.ndarray, taus: np.ndarray | Sequence[float]) -> np.ndarray:
+    """rho_s(tau) = (1/W) * #{w : r_{s,w} <= tau}, for every tau in `taus`.
+
+    `ratios` has shape (..., workloads); the result has shape (..., len(taus)).
+    """
+    ratios = np.asarray(ratios, dtype=float)
+    taus = np.asarray(taus, dtype=float)
+    return (ratios[..., :, None] <= taus).mean(axis=-2)
+
+
+def benchmark_scores(ratios: np.ndarray, tau_max: float = DEFAULT_TAU_MAX) -> np.ndarray:
+    """B_s = 1/(tau_max - 1) * integral_1^tau_max rho_s(tau) dtau, computed exactly.
+
+    rho_s is a step function: workload w adds 1/W from tau = r_{s,w} on, so it contributes
+    (tau_max - r_{s,w}) / (tau_max - 1) / W when r_{s,w} <= tau_max (r >= 1 always) and 0
+    otherwise. Hence B_s = mean_w max(0, tau_max - r_{s,w}) / (tau_max - 1), in [0, 1].
+    `ratios` has shape (..., workloads); the result drops the last axis.
+    """
+    ratios = np.asarray(ratios, dtype=float)
+    area = np.where(np.isfinite(ratios), np.maximum(0.0, tau_max - ratios), 0.0)
+    return area.mean(axis=-1) / (tau_max - 1.0)
+
+
+def geometric_mean_speedup(times: np.ndarray, reference_times: np.ndarray) -> float:
+    """exp(mean_w log(t_{ref,w} / t_{s,w})) over the workloads both reached; NaN if none.
+
+    Above 1 means faster than the reference. Each argument has shape (workloads,).
+    """
+    times = np.asarray(times, dtype=float)
+    reference_times = np.asarray(reference_times, dtype=float)
+    both = np.isfinite(times) & np.isfinite(reference_times) & (times > 0) & (reference_times > 0)
+    if not both.any():
+        return math.nan
+    return float(np.exp(np.mean(np.log(reference_times[both] / times[both]))))
+
+
+def study_spread(study_values: np.ndarray | Sequence[float]) -> tuple[bool, float]:
+    """(stable, spread) of one (competitor, workload) across its studies.
+
+    spread = max/min of the study times when every study reached (1.0 for one study), +inf when
+    the studies disagree, NaN when none reached. stable = the studies agree on reached/missed
+    and spread <= STABILITY_MAX_SPREAD. One study is trivially stable.
+    """
+    values = np.asarray(study_values, dtype=float)
+    reached = np.isfinite(values)
+    if values.size == 0 or not reached.any():
+        return True, math.nan
+    if not reached.all():
+        return False, math.inf
+    low, high = values.min(), values.max()
+    spread = 1.0 if high == low else (math.inf if low == 0 else float(high / low))
+    return spread <= STABILITY_MAX_SPREAD, spread
+
+
+def bootstrap_scores(
+    study_values: Sequence[Sequence[np.ndarray]],
+    tau_max: float = DEFAULT_TAU_MAX,
+    n_boot: int = DEFAULT_N_BOOT,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """B_s recomputed on `n_boot` bootstrap resamples of the studies; shape (n_boot, competitors).
+
+    `study_values[s][w]` holds the study times of competitor s on workload w. Each draw
+    resamples, independently per (s, w), that many studies with replacement, takes the median,
+    and recomputes ratios and scores for all competitors together.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    num_competitors = len(study_values)
+    num_workloads = len(study_values[0]) if num_competitors else 0
+    medians = np.full((n_boot, num_competitors, num_workloads), np.inf)
+    for s, per_workload in enumerate(study_values):
+        for w, values in enumerate(per_workload):
+            values = np.asarray(values, dtype=float)
+            if values.size == 0:
+                continue
+            draws = rng.integers(0, values.size, size=(n_boot, values.size))
+            medians[:, s, w] = np.median(values[draws], axis=1)
+    return benchmark_scores(performance_ratios(medians, tau_max), tau_max)
+
+
+# ---- the pipeline, on frames -----------------------------------------------------------------
+
+
+@dataclass
+class Scores:
+    """Everything a score produces; the frames are tidy and written as they are by the report.
+
+    leaderboard: one row per competitor (rank within its group, score with CI, speedup, and per
+      workload `<w>/time_to_target_s`, `<w>/steps_to_target` (medians), `<w>/ratio`,
+      `<w>/reached`, `<w>/stable`).
+    workloads: one row per (competitor, workload): medians, ratio, stability, best trial.
+    studies: one row per (competitor, workload, study): the study's fastest trial.
+    profiles: long frame (group, competitor, tau, fraction): rho_s on a grid that holds every
+      breakpoint, so a `where="post"` step plot of it is exact.
+    """
+
+    leaderboard: pd.DataFrame
+    workloads: pd.DataFrame
+    studies: pd.DataFrame
+    profiles: pd.DataFrame
+    measure: str
+    tau_max: float
+    reference: str | None
+    ruleset: str
+    hardware: dict[str, Any]
+    workload_names: list[str]
+    num_trials: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def _fingerprint(hardware: Any) -> str:
+    if isinstance(hardware, dict) and hardware.get("fingerprint"):
+        return str(hardware["fingerprint"])
+    return "(none)"
+
+
+def check_comparable(trials: pd.DataFrame) -> None:
+    """Refuse trials that must not share one score: several hardware fingerprints or rulesets."""
+    fingerprints = trials["hardware"].map(_fingerprint)
+    if fingerprints.nunique() > 1:
+        lines = []
+        for fingerprint, rows in trials.groupby(fingerprints, sort=True):
+            hardware = rows["hardware"].iloc[0]
+            device = hardware.get("device", "?") if isinstance(hardware, dict) else "?"
+            lines.append(
+                f"  {fingerprint} (device {device}, {len(rows)} trials, e.g. {rows['path'].iloc[0]})"
+            )
+        raise AlgoperfError(
+            f"the records come from {fingerprints.nunique()} hardware fingerprints:\n"
+            + "\n".join(lines)
+            + "\nTimes from different hardware are never mixed in one score. Score each "
+            "hardware's results folder separately (algoperf score RESULTS_DIR/SWEEP), moving "
+            "the trials run elsewhere into a folder of their own."
+        )
+    rulesets = trials["ruleset"].astype(str)
+    if rulesets.nunique() > 1:
+        counts = ", ".join(f"{name} ({n} trials)" for name, n in rulesets.value_counts().items())
+        raise AlgoperfError(
+            f"the records mix tuning rulesets: {counts}. A score compares submissions under one "
+            "tuning protocol. Score each ruleset's results folder separately "
+            "(algoperf score RESULTS_DIR/SWEEP)."
+        )
+
+
+def _competitor_names(trials: pd.DataFrame) -> pd.Series:
+    if trials["framework"].nunique() > 1:
+        return trials["submission"].astype(str) + " [" + trials["framework"].astype(str) + "]"
+    return trials["submission"].astype(str)
+
+
+def _finite_or_inf(values: pd.Series) -> pd.Series:
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    return numbers.where(np.isfinite(numbers), np.inf)
+
+
+def study_table(trials: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """One row per (group, competitor, workload, sweep, study): its fastest trial.
+
+    A trial counts as reached when its `time_to_target_s` / `steps_to_target` is a finite number;
+    a study's time is the minimum over its trials (+inf when none reached). A study is keyed by
+    (sweep, study), so the same study number in two sweeps is two studies.
+    """
+    column = MEASURES[measure]
+    frame = trials.assign(
+        time_to_target_s=_finite_or_inf(trials["time_to_target_s"]),
+        steps_to_target=_finite_or_inf(trials["steps_to_target"]),
+    )
+    frame["value"] = frame[column]
+    frame["trial_reached"] = np.isfinite(frame["value"])
+    keys = ["group", "competitor", "submission", "framework", "workload", "sweep", "study"]
+    frame = frame.sort_values([*keys, "value", "trial"], kind="stable")
+    grouped = frame.groupby(keys, sort=True)
+    studies = grouped.agg(
+        value=("value", "min"),
+        time_to_target_s=("time_to_target_s", "min"),
+        steps_to_target=("steps_to_target", "min"),
+        num_trials=("trial", "size"),
+        num_reached=("trial_reached", "sum"),
+        best_trial=("trial", "first"),
+        best_path=("path", "first"),
+    ).reset_index()
+    return studies
+
+
+def _best_trial(rows: pd.DataFrame, higher_is_better: bool) -> pd.Series:
+    """The fastest trial to target, else the one with the best validation metric."""
+    reached = rows[np.isfinite(rows["value"])]
+    if len(reached):
+        return reached.sort_values(["value", "study", "trial"], kind="stable").iloc[0]
+    metric = pd.to_numeric(rows["best_validation"], errors="coerce").astype(float)
+    metric = metric.where(np.isfinite(metric), -np.inf if higher_is_better else np.inf)
+    order = np.argsort(-metric.to_numpy() if higher_is_better else metric.to_numpy(), kind="stable")
+    return rows.iloc[int(order[0])]
+
+
+def _status_counts(statuses: pd.Series) -> str:
+    return ", ".join(f"{name}×{n}" for name, n in statuses.value_counts().sort_index().items())
+
+
+def _workload_meta(trials: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Per workload: metric name, direction and target; warnings where targets disagree."""
+    meta = trials.groupby("workload").agg(
+        metric_name=("metric_name", "first"),
+        metric_higher_is_better=("metric_higher_is_better", "first"),
+        target=("target", "first"),
+    )
+    found: list[str] = []
+    for workload, rows in trials.groupby("workload"):
+        targets = sorted(set(pd.to_numeric(rows["target"], errors="coerce").dropna()))
+        if len(targets) > 1 and not np.allclose(targets, targets[0], rtol=1e-9, atol=0):
+            found.append(
+                f"{workload}: records carry different targets {targets}; times to different "
+                "targets are not comparable. Re-run the trials made with an old target."
+            )
+    return meta, found
+
+
+def _score_group(
+    group: str,
+    trials: pd.DataFrame,
+    studies: pd.DataFrame,
+    meta: pd.DataFrame,
+    workload_names: list[str],
+    tau_max: float,
+    reference: str | None,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], pd.DataFrame, list[str]]:
+    """Score the competitors of one group: (leaderboard rows, workload rows, profiles, warnings)."""
+    competitors = (
+        trials[["competitor", "submission", "framework"]]
+        .drop_duplicates()
+        .sort_values("competitor")
+        .to_dict("records")
+    )
+    names = [c["competitor"] for c in competitors]
+    studies_by_pair = dict(tuple(studies.groupby(["competitor", "workload"], sort=False)))
+    trials_by_pair = dict(tuple(trials.groupby(["competitor", "workload"], sort=False)))
+    no_studies = studies.iloc[:0]
+    values = [
+        [studies_by_pair.get((name, w), no_studies)["value"].to_numpy(float) for w in workload_names]
+        for name in names
+    ]
+    times = np.array([[median_over_studies(v) for v in row] for row in values])
+    ratios = performance_ratios(times, tau_max)
+    points = benchmark_scores(ratios, tau_max)
+    boots = bootstrap_scores(values, tau_max, n_boot, rng)
+    ci_low, ci_high = np.quantile(boots, [(1 - CI_LEVEL) / 2, (1 + CI_LEVEL) / 2], axis=0)
+    taus = np.unique(np.concatenate([np.linspace(1.0, tau_max, 301), ratios[np.isfinite(ratios)]]))
+    profile = performance_profile(ratios, taus)
+
+    found: list[str] = []
+    leaderboard_rows: list[dict[str, Any]] = []
+    workload_rows: list[dict[str, Any]] = []
+    for i, c in enumerate(competitors):
+        ref = _reference_index(reference, competitors, c)
+        row: dict[str, Any] = {
+            "group": group,
+            "competitor": c["competitor"],
+            "submission": c["submission"],
+            "framework": c["framework"],
+            "score": float(points[i]),
+            "score_ci_low": float(ci_low[i]),
+            "score_ci_high": float(ci_high[i]),
+            "speedup_vs_reference": math.nan
+            if ref is None
+            else geometric_mean_speedup(times[i], times[ref]),
+            "reference": None if ref is None else names[ref],
+            "workloads_reached": int(np.isfinite(times[i]).sum()),
+            "num_workloads": len(workload_names),
+        }
+        for j, w in enumerate(workload_names):
+            pair_studies = studies_by_pair.get((c["competitor"], w), no_studies)
+            pair_trials = trials_by_pair.get((c["competitor"], w))
+            higher = bool(meta.loc[w, "metric_higher_is_better"])
+            best: dict[str, Any] = {}
+            if pair_trials is None:
+                found.append(f"{c['competitor']} has no trials on {w}; it counts as not reached.")
+            else:
+                best = _best_trial(pair_trials, higher).to_dict()
+            stable, spread = study_spread(values[i][j])
+            median_time = median_over_studies(pair_studies["time_to_target_s"].to_numpy(float))
+            median_steps = median_over_studies(pair_studies["steps_to_target"].to_numpy(float))
+            reached = bool(np.isfinite(times[i, j]))
+            workload_rows.append(
+                {
+                    "group": group,
+                    "competitor": c["competitor"],
+                    "submission": c["submission"],
+                    "framework": c["framework"],
+                    "workload": w,
+                    "metric_name": meta.loc[w, "metric_name"],
+                    "metric_higher_is_better": higher,
+                    "target": meta.loc[w, "target"],
+                    "num_studies": len(values[i][j]),
+                    "studies_reached": int(np.isfinite(values[i][j]).sum()),
+                    "num_trials": int(pair_studies["num_trials"].sum()),
+                    "statuses": "" if pair_trials is None else _status_counts(pair_trials["status"]),
+                    "value": times[i, j],
+                    "time_to_target_s": median_time,
+                    "steps_to_target": median_steps,
+                    "best_value": float(times[:, j].min()),
+                    "ratio": ratios[i, j],
+                    "reached": reached,
+                    "within_tau_max": bool(np.isfinite(ratios[i, j])),
+                    "stable": stable,
+                    "spread": spread,
+                    "best_sweep": best.get("sweep"),
+                    "best_study": best.get("study"),
+                    "best_trial": best.get("trial"),
+                    "best_trial_path": best.get("path"),
+                }
+            )
+            row[f"{w}/time_to_target_s"] = median_time
+            row[f"{w}/steps_to_target"] = median_steps
+            row[f"{w}/ratio"] = ratios[i, j]
+            row[f"{w}/reached"] = reached
+            row[f"{w}/stable"] = stable
+        leaderboard_rows.append(row)
+    if reference not in (None, DEFAULT_REFERENCE) and all(
+        _reference_index(reference, competitors, c) is None for c in competitors
+    ):
+        found.append(
+            f"reference {reference!r} is not a competitor in group {group!r}; no speedups there."
+            + did_you_mean(str(reference), sorted({c["submission"] for c in competitors}))
+        )
+    profiles = pd.DataFrame(
+        {
+            "group": group,
+            "competitor": np.repeat(names, len(taus)),
+            "tau": np.tile(taus, len(names)),
+            "fraction": profile.reshape(-1),
+        }
+    )
+    return leaderboard_rows, workload_rows, profiles, found
+
+
+def score(
+    results: Results,
+    measure: str = "time",
+    tau_max: float = DEFAULT_TAU_MAX,
+    reference: str | None = DEFAULT_REFERENCE,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+) -> Scores:
+    """Score every competitor in `results` (see the module docstring and DESIGN.md "Scoring").
+
+    measure="time" scores each framework on its own (time on one machine differs per framework);
+    measure="steps" lets every (submission, framework) pair compete together. The workloads
+    scored are all workloads in `results`; a competitor without trials on one counts as missing
+    it. `reference` names a submission (or a competitor, "adamw [torch]") for the geometric-mean
+    speedup; where a group holds several frameworks, the reference in the competitor's own
+    framework is used. The CI is a percentile bootstrap over studies with `n_boot` draws.
+    Unreadable records (`results.skipped`) and doubts are returned in `Scores.warnings` and
+    emitted as Python warnings; mixed hardware or rulesets and an empty folder raise.
+    """
+    if measure not in MEASURES:
+        raise AlgoperfError(f"unknown measure {measure!r}." + did_you_mean(measure, MEASURES))
+    if not tau_max > 1:
+        raise AlgoperfError(f"tau_max must be above 1 (got {tau_max}); the default is 4.")
+    if n_boot < 1:
+        raise AlgoperfError(f"n_boot must be at least 1 (got {n_boot}); the default is 1000.")
+    found = [f"skipped record: {message}" for message in results.skipped]
+    trials = results.trials
+    if trials is None or len(trials) == 0:
+        detail = f" {len(results.skipped)} records could not be read." if results.skipped else ""
+        raise AlgoperfError(
+            "no complete trials to score: the results folder holds no readable record.json."
+            f"{detail} Run a sweep first (algoperf sweep ...) or point to the folder it wrote."
+        )
+    required = ("submission", "framework", "workload", "ruleset", "hardware", "study", "trial")
+    missing_columns = [c for c in required if c not in trials.columns]
+    if missing_columns:
+        raise AlgoperfError(f"trial records lack the fields {missing_columns}; re-run them.")
+    check_comparable(trials)
+
+    # Only the columns scoring reads: the rest (hparams, software, ...) would slow every take.
+    trials = trials[[c for c in SCORED_COLUMNS if c in trials.columns]].copy()
+    for column in SCORED_COLUMNS:
+        if column not in trials.columns:
+            trials[column] = None
+    trials["competitor"] = _competitor_names(trials)
+    trials["group"] = trials["framework"].astype(str) if measure == "time" else ALL_FRAMEWORKS
+    trials["value"] = _finite_or_inf(trials[MEASURES[measure]])
+    studies = study_table(trials, measure)
+    meta, target_warnings = _workload_meta(trials)
+    found += target_warnings
+    workload_names = sorted(trials["workload"].astype(str).unique())
+
+    rng = np.random.default_rng(seed)
+    leaderboard_rows: list[dict[str, Any]] = []
+    workload_rows: list[dict[str, Any]] = []
+    profile_frames: list[pd.DataFrame] = []
+    for group, group_trials in trials.groupby("group", sort=True):
+        board, per_workload, profiles, group_warnings = _score_group(
+            str(group),
+            group_trials,
+            studies[studies["group"] == group],
+            meta,
+            workload_names,
+            tau_max,
+            reference,
+            n_boot,
+            rng,
+        )
+        leaderboard_rows += board
+        workload_rows += per_workload
+        profile_frames.append(profiles)
+        found += group_warnings
+
+    leaderboard = (
+        pd.DataFrame(leaderboard_rows)
+        .sort_values(["group", "score", "competitor"], ascending=[True, False, True], kind="stable")
+        .reset_index(drop=True)
+    )
+    leaderboard.insert(0, "rank", leaderboard.groupby("group").cumcount() + 1)
+    found = list(dict.fromkeys(found))
+    for message in found:
+        warnings.warn(message, stacklevel=2)
+    hardware = trials["hardware"].iloc[0]
+    return Scores(
+        leaderboard=leaderboard,
+        workloads=pd.DataFrame(workload_rows),
+        studies=studies,
+        profiles=pd.concat(profile_frames, ignore_index=True),
+        measure=measure,
+        tau_max=float(tau_max),
+        reference=reference,
+        ruleset=str(trials["ruleset"].iloc[0]),
+        hardware=dict(hardware) if isinstance(hardware, dict) else {},
+        workload_names=workload_names,
+        num_trials=len(trials),
+        warnings=found,
+    )
+
+
+def _reference_index(
+    reference: str | None, competitors: list[dict[str, Any]], competitor: dict[str, Any]
+) -> int | None:
+    """The reference for `competitor`: by competitor name, else by submission name in the
+    competitor's own framework, else the only competitor with that submission name."""
+    if reference is None:
+        return None
+    for i, c in enumerate(competitors):
+        if c["competitor"] == reference:
+            return i
+    same_submission = [i for i, c in enumerate(competitors) if c["submission"] == reference]
+    for i in same_submission:
+        if competitors[i]["framework"] == competitor["framework"]:
+            return i
+    return same_submission[0] if len(same_submission) == 1 else None

@@ -1,0 +1,30 @@
+"""Shared test set-up: test-only workloads/submissions on the search path, quiet loggers."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+os.environ["ALGOPERF_WORKLOADS_PATH"] = str(FIXTURES / "workloads")
+os.environ.setdefault("WANDB_MODE", "disabled")
+# Tests use one thread so results are reproducible and parallel test workers don't fight.
+os.environ.setdefault("ALGOPERF_THREADS", "1")
+
+TOY_PROFILE = {
+    "name": "test",
+    "common": {"eval_test": "final"},
+    "workloads": {
+        "toy": {"size": "small", "max_submission_time_s": 30, "eval_every_steps": 10},
+        "toy_slow_eval": {"size": "small", "max_submission_time_s": 30, "eval_every_steps": 10},
+    },
+}
+
+
+@pytest.fixture
+def toy_profile():
+    return dict(TOY_PROFILE)
+
+
+def fixture_submission(name: str) -> str:
+    return str(FIXTURES / "submissions" / name)

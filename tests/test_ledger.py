@@ -1,0 +1,100 @@
+"""The timing ledger and trial statuses, on the toy workload (fast, real trials)."""
+
+import pandas as pd
+import pytest
+from conftest import fixture_submission
+
+from algoperf import results
+from algoperf.runner import TrialConfig, run_trial
+
+
+def run(tmp_path, toy_profile, submission="sgd", workload="toy", **kwargs):
+    cfg = TrialConfig(
+        workload=workload,
+        submission=fixture_submission(submission),
+        hardware=toy_profile,
+        results_dir=str(tmp_path),
+        threads=1,
+        **kwargs,
+    )
+    return run_trial(cfg, progress=False)
+
+
+def test_reaches_target_and_writes_complete_record(tmp_path, toy_profile):
+    record = run(tmp_path, toy_profile)
+    assert record["status"] == "reached", record["error"]
+    assert record["steps_to_target"] > 0 and record["steps_to_target"] % 10 == 0
+    assert record["time_to_target_s"] == pytest.approx(record["submission_time_s"])
+    assert set(results.RECORD_FIELDS) <= set(record)
+    on_disk = results.read_record(
+        results.trial_dir(tmp_path, "default", "sgd", "toy", "torch", 0, 0) / "record.json"
+    )
+    assert on_disk["status"] == "reached"
+    evals = pd.read_csv(results.trial_dir(tmp_path, "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
+    assert list(evals["step"]) == list(range(10, record["steps_to_target"] + 1, 10))
+    assert evals["validation_metric"].iloc[-1] <= 0.05
+
+
+def test_eval_time_is_not_submission_time(tmp_path, toy_profile):
+    fast = run(tmp_path / "a", toy_profile, workload="toy")
+    slow = run(tmp_path / "b", toy_profile, workload="toy_slow_eval")
+    assert slow["steps_to_target"] == fast["steps_to_target"]
+    evals = slow["num_evals"]
+    assert slow["eval_time_s"] >= 0.3 * evals
+    # Sleeping 0.3 s per eval adds nothing to submission time (allow scheduling noise).
+    assert slow["submission_time_s"] < fast["submission_time_s"] + 0.1 * evals
+    assert slow["wall_time_s"] > slow["submission_time_s"] + slow["eval_time_s"] * 0.9
+
+
+def test_same_seed_same_result(tmp_path, toy_profile):
+    a = run(tmp_path / "a", toy_profile)
+    b = run(tmp_path / "b", toy_profile)
+    assert a["steps_to_target"] == b["steps_to_target"]
+    ea = pd.read_csv(results.trial_dir(tmp_path / "a", "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
+    eb = pd.read_csv(results.trial_dir(tmp_path / "b", "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
+    assert ea["validation_metric"].tolist() == eb["validation_metric"].tolist()
+    c = run(tmp_path / "c", toy_profile, seed=1)
+    ec = pd.read_csv(results.trial_dir(tmp_path / "c", "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
+    assert ec["validation_metric"].tolist() != ea["validation_metric"].tolist()
+
+
+def test_nan_loss_is_diverged(tmp_path, toy_profile):
+    record = run(tmp_path, toy_profile, submission="nan_loss")
+    assert record["status"] == "diverged"
+    assert record["global_steps"] < 10
+
+
+def test_exception_is_failed_with_traceback(tmp_path, toy_profile):
+    record = run(tmp_path, toy_profile, submission="raises")
+    assert record["status"] == "failed"
+    assert "boom at step 3" in record["error"] and "Traceback" in record["error"]
+    assert record["global_steps"] == 2
+    assert results.is_complete(results.trial_dir(tmp_path, "default", "raises", "toy", "torch", 0, 0))
+
+
+def test_budget_exhausted_within_one_step(tmp_path, toy_profile):
+    record = run(tmp_path, toy_profile, submission="slow", max_submission_time_s=1.0)
+    assert record["status"] == "budget_exhausted"
+    # Each step takes 0.2 s: the trial stops on the first step that crosses the budget.
+    assert 1.0 <= record["submission_time_s"] < 1.0 + 0.2 + 0.1
+    assert record["global_steps"] == 5
+
+
+def test_training_complete(tmp_path, toy_profile):
+    record = run(tmp_path, toy_profile, submission="complete_early")
+    assert record["status"] == "training_complete"
+    assert record["global_steps"] == 5
+    assert record["batch_size"] == 16
+    assert record["num_evals"] == 1  # the final eval
+
+
+def test_complete_trial_is_not_rerun(tmp_path, toy_profile):
+    first = run(tmp_path, toy_profile)
+    second = run(tmp_path, toy_profile)
+    assert second["started_at"] == first["started_at"]
+
+
+def test_distinct_trials_get_distinct_seeds(tmp_path, toy_profile):
+    seeds = {run(tmp_path, toy_profile, trial=k, max_steps=1)["seed"] for k in range(3)}
+    seeds |= {run(tmp_path, toy_profile, study=1, trial=k, max_steps=1)["seed"] for k in range(3)}
+    assert len(seeds) == 6

@@ -1,0 +1,58 @@
+"""The record schema and atomic writes."""
+
+import json
+import math
+
+import pytest
+
+from algoperf import results
+from algoperf.errors import AlgoperfError
+
+
+def full_record(**overrides):
+    record = {field: None for field in results.RECORD_FIELDS}
+    record.update(schema_version=results.SCHEMA_VERSION, status="reached", sweep="s", submission="a",
+                  workload="w", framework="torch", study=0, trial=0, hparams={"lr": 0.1})
+    record.update(overrides)
+    return record
+
+
+def test_write_and_read_round_trip_with_infinities(tmp_path):
+    record = full_record(best_validation=float("inf"), time_to_target_s=1.5)
+    path = results.write_record(tmp_path, record)
+    text = path.read_text()
+    json.loads(text)  # standard JSON: no bare Infinity
+    assert "Infinity" not in text
+    back = results.read_record(path)
+    assert math.isinf(back["best_validation"]) and back["time_to_target_s"] == 1.5
+
+
+def test_record_lacking_a_field_is_refused(tmp_path):
+    record = full_record()
+    del record["seed"]
+    with pytest.raises(ValueError, match="seed"):
+        results.write_record(tmp_path, record)
+    assert not (tmp_path / "record.json").exists()
+
+
+def test_failed_write_leaves_no_partial_record(tmp_path):
+    record = full_record(hparams={"bad": object()})  # not JSON-serialisable
+    with pytest.raises(TypeError):
+        results.write_record(tmp_path, record)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_and_old_records_are_skipped_with_a_reason(tmp_path):
+    results.write_record(tmp_path / "ok", full_record())
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "record.json").write_text("{not json")
+    results.write_record(tmp_path / "old", full_record(schema_version=0))
+    loaded = results.load(tmp_path)
+    assert len(loaded.trials) == 1
+    assert any("damaged" in s for s in loaded.skipped)
+    assert any("schema_version" in s for s in loaded.skipped)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(AlgoperfError, match="does not exist"):
+        results.load(tmp_path / "nope")
