@@ -116,9 +116,16 @@ def cmd_run(args: list[str]) -> int:
     from algoperf.loggers import make_callbacks
     from algoperf.runner import run_trial
 
+    from algoperf.results import TrialClaimed
+    from algoperf.sweep import EXIT_CLAIMED
+
     cfg = compose(args)
     trial_cfg = trial_config_from(cfg)
-    record = run_trial(trial_cfg, progress=bool(cfg.progress), callbacks=make_callbacks(cfg))
+    try:
+        record = run_trial(trial_cfg, progress=bool(cfg.progress), callbacks=make_callbacks(cfg))
+    except TrialClaimed as e:
+        print(f"trial {e} is running in another process; skipped.", file=sys.stderr)
+        return EXIT_CLAIMED
     print_summary(record)
     return 0 if record["status"] in ("reached", "budget_exhausted", "training_complete") else 1
 

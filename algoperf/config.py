@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,16 @@ from algoperf.errors import AlgoperfError, did_you_mean
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("hardware", "ruleset", "logger")
+
+
+def extra_config_dirs() -> list[Path]:
+    """Folders in $ALGOPERF_CONFIG_PATH add configs (e.g. a site's own hardware profiles)."""
+    return [Path(p) for p in os.environ.get("ALGOPERF_CONFIG_PATH", "").split(os.pathsep) if p]
+
+
+def searchpath_override() -> list[str]:
+    dirs = extra_config_dirs()
+    return [f"hydra.searchpath=[{','.join('file://' + str(d.resolve()) for d in dirs)}]"] if dirs else []
 
 
 def normalise_overrides(overrides: list[str]) -> list[str]:
@@ -38,7 +49,7 @@ def check_keys(overrides: list[str], cfg_keys: list[str]) -> None:
 
 
 def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    return sorted({p.stem for d in [CONF_DIR, *extra_config_dirs()] for p in (d / group).glob("*.yaml")})
 
 
 def compose(overrides: list[str], config_name: str = "config") -> DictConfig:
@@ -58,7 +69,7 @@ def compose(overrides: list[str], config_name: str = "config") -> DictConfig:
             )
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name=config_name, overrides=overrides)
+            cfg = hydra_compose(config_name=config_name, overrides=overrides + searchpath_override())
     except (HydraException, MissingConfigException) as e:
         raise AlgoperfError(f"bad configuration: {e}") from None
     missing = sorted(OmegaConf.missing_keys(cfg))

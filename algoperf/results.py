@@ -6,7 +6,9 @@ record.json exists is complete. Never imports torch or jax.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
@@ -75,6 +77,37 @@ EVAL_FIELDS = (
 
 RECORD_NAME = "record.json"
 EVALS_NAME = "evals.csv"
+CLAIM_NAME = ".claim"
+RUNNING_NAME = ".running"
+
+
+class TrialClaimed(Exception):
+    """Another live process holds this trial (a second sweep on the same results folder)."""
+
+
+@contextlib.contextmanager
+def claim(directory: str | Path):
+    """Hold an exclusive lock on one trial folder while it runs.
+
+    An OS file lock (flock) is released by the kernel when its process dies, even by SIGKILL,
+    so a crashed sweep never leaves a trial locked; two live sweeps never run one trial twice.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / CLAIM_NAME, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TrialClaimed(str(directory)) from None
+        running = directory / RUNNING_NAME
+        running.write_text(str(os.getpid()))
+        try:
+            yield
+        finally:
+            running.unlink(missing_ok=True)
+    finally:
+        handle.close()
 
 
 def trial_dir(
@@ -194,6 +227,22 @@ def _record_dirs(root: Path) -> list[str]:
     return sorted(found)
 
 
+def _load_record(path: str) -> dict[str, Any]:
+    """read_record without its per-call overheads (they add up over 10k records): the same
+    result, and the same AlgoperfError for a damaged file (read_record raises it)."""
+    with open(path, "rb") as f:
+        text = f.read()
+    try:
+        raw = json.loads(text)
+    except ValueError:  # JSONDecodeError, or bytes that are not text
+        return read_record(path)
+    if not isinstance(raw, dict):
+        return read_record(path)
+    if b'"inf"' in text or b'"-inf"' in text or b'"nan"' in text:
+        return {k: _float_or_special(v) for k, v in raw.items()}
+    return raw
+
+
 def _read_evals(texts: list[tuple[dict[str, Any], str]]) -> pd.DataFrame:
     """Parse many evals.csv texts at once: one read_csv per distinct header, not one per file.
 
@@ -233,14 +282,16 @@ def load(path: str | Path) -> Results:
     """Load every complete trial under `path` (any level of the results tree)."""
     path = Path(path)
     if not path.exists():
-        raise AlgoperfError(f"results folder {path} does not exist. Run a sweep first, or check the path.")
+        raise AlgoperfError(
+            f"results folder {path} does not exist. Run a sweep first, or check the path."
+        )
     rows: list[dict[str, Any]] = []
     eval_texts: list[tuple[dict[str, Any], str]] = []
     skipped: list[str] = []
     for directory in _record_dirs(path):
         record_path = os.path.join(directory, RECORD_NAME)
         try:
-            record = read_record(record_path)
+            record = _load_record(record_path)
         except AlgoperfError as e:
             skipped.append(str(e))
             continue
@@ -261,3 +312,39 @@ def load(path: str | Path) -> Results:
     if len(trials):
         trials = trials.sort_values(list(TRIAL_KEYS)).reset_index(drop=True)
     return Results(trials=trials, evals=_read_evals(eval_texts), skipped=skipped)
+
+
+def write_failure_record(directory: str | Path, cfg: Any, submission: str, error: str,
+                         status: str = "failed") -> Path:
+    """Record a trial whose process died before writing its own record (crash, kill, OOM)."""
+    import datetime as dt
+
+    from algoperf.hardware import fingerprint
+    from algoperf.provenance import software_versions
+
+    record: dict[str, Any] = {field: None for field in RECORD_FIELDS}
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    record.update(
+        schema_version=SCHEMA_VERSION,
+        sweep=str(cfg.sweep),
+        workload=str(cfg.workload),
+        framework=str(cfg.framework),
+        submission=submission,
+        ruleset=str(cfg.ruleset.name),
+        hardware_profile=str(cfg.hardware.name),
+        study=int(cfg.study),
+        trial=int(cfg.trial or 0),
+        hparams={},
+        status=status,
+        submission_time_s=0.0,
+        eval_time_s=0.0,
+        compile_time_s=0.0,
+        global_steps=0,
+        num_evals=0,
+        hardware=fingerprint(),
+        software=software_versions(str(cfg.framework)),
+        started_at=now,
+        ended_at=now,
+        error=error,
+    )
+    return write_record(directory, record)

@@ -99,6 +99,14 @@ def run_trial(
     )
     if store.is_complete(directory) and not cfg.overwrite:
         return store.read_record(directory / store.RECORD_NAME)
+    with store.claim(directory):
+        if store.is_complete(directory) and not cfg.overwrite:  # finished while we waited
+            return store.read_record(directory / store.RECORD_NAME)
+        return _run_claimed(cfg, source, cls, settings, directory, progress, callbacks,
+                            started_at, wall_start)
+
+
+def _run_claimed(cfg, source, cls, settings, directory, progress, callbacks, started_at, wall_start):
     space = SearchSpace.from_yaml(source.search_space_path)
     hparams = trial_hparams(space, cfg.ruleset, cfg.seed, cfg.study, cfg.trial, cfg.hparams)
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from scipy.stats import qmc
 
 from algoperf.errors import AlgoperfError
 
@@ -114,6 +113,8 @@ class SearchSpace:
     def sample_many(self, n: int, study_seed: int) -> list[dict[str, Any]]:
         tunable = self.tunable
         if tunable:
+            from scipy.stats import qmc  # imported here: scipy.stats takes ~1 s to import
+
             sampler = qmc.Halton(d=len(tunable), scramble=True, seed=study_seed)
             points = sampler.random(n)
         else:

@@ -7,6 +7,7 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 os.environ["ALGOPERF_WORKLOADS_PATH"] = str(FIXTURES / "workloads")
+os.environ["ALGOPERF_CONFIG_PATH"] = str(FIXTURES / "conf")
 os.environ.setdefault("WANDB_MODE", "disabled")
 # Tests use one thread so results are reproducible and parallel test workers don't fight.
 os.environ.setdefault("ALGOPERF_THREADS", "1")

@@ -6,6 +6,7 @@ Only this file (and workloads/submissions written for torch) imports torch.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,6 +69,8 @@ def param_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
 
 def compile_time_s() -> float:
     """Seconds torch.compile has spent so far in this process (0 when compile is off)."""
+    if "torch._dynamo" not in sys.modules:  # never imported: nothing compiled (importing costs ~2 s)
+        return 0.0
     try:
         from torch._dynamo.utils import compile_times
 

@@ -1,0 +1,112 @@
+"""Sweeps: a Hydra multirun of real trials, each in its own process; crash-safe and resumable."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import fixture_submission
+
+from algoperf import results
+from algoperf.cli import main
+
+
+def sweep_args(tmp_path, submissions, **extra):
+    args = [
+        "sweep",
+        "workloads=[toy]",
+        f"submissions=[{','.join(fixture_submission(s) for s in submissions)}]",
+        "hardware=test",
+        f"results_dir={tmp_path}",
+        "sweep=t",
+    ]
+    return args + [f"{k}={v}" for k, v in extra.items()]
+
+
+def records(root: Path) -> list[dict]:
+    return [results.read_record(p) for p in sorted(root.rglob("record.json"))]
+
+
+def test_sweep_runs_every_trial_and_survives_crashes(tmp_path, capsys):
+    code = main(sweep_args(tmp_path, ["sgd", "raises", "hard_crash"], num_studies=2, num_trials=2))
+    out = capsys.readouterr().out
+    recs = records(tmp_path)
+    assert len(recs) == 12
+    by_sub = {}
+    for r in recs:
+        by_sub.setdefault(r["submission"], set()).add(r["status"])
+    assert by_sub["raises"] == {"failed"}
+    assert by_sub["hard_crash"] == {"failed"}
+    assert "reached" in by_sub["sgd"]
+    crash = next(r for r in recs if r["submission"] == "hard_crash")
+    assert "SIGKILL" in crash["error"]
+    assert "[sweep] finished" in out and code == 0
+    # Four distinct points of the search space, distinct seeds per trial.
+    sgd = [r for r in recs if r["submission"] == "sgd"]
+    assert len({r["hparams"]["learning_rate"] for r in sgd}) == 4
+    assert len({r["seed"] for r in sgd}) == 4
+
+
+def test_rerun_skips_complete_trials(tmp_path, capsys):
+    main(sweep_args(tmp_path, ["sgd"], num_studies=1, num_trials=2))
+    first = {r["trial"]: r["started_at"] for r in records(tmp_path)}
+    main(sweep_args(tmp_path, ["sgd"], num_studies=1, num_trials=2))
+    assert "2 already complete" in capsys.readouterr().out
+    assert {r["trial"]: r["started_at"] for r in records(tmp_path)} == first
+
+
+def test_sigkill_mid_trial_then_resume(tmp_path):
+    args = sweep_args(tmp_path, ["sgd", "momentum"], num_studies=2, num_trials=2, n_jobs=2,
+                      max_submission_time_s=2, eval_every_steps=5)
+    # A slow eval workload makes each trial last long enough to be killed mid-way.
+    args[1] = "workloads=[toy_slow_eval]"
+    proc = subprocess.Popen([sys.executable, "-m", "algoperf.cli", *args], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = len(list(tmp_path.rglob("record.json")))
+        running = [p for p in tmp_path.rglob(".running")]
+        if done >= 1 and running:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_mid_trial = [p.parent for p in tmp_path.rglob("evals.csv") if not results.is_complete(p.parent)]
+    assert killed_mid_trial, "the kill should have caught a trial in flight"
+    for path in tmp_path.rglob("record.json"):
+        json.loads(path.read_text())  # no partial record is ever visible
+    assert not list(tmp_path.rglob(".record.*.tmp"))
+
+    code = main(args)
+    recs = records(tmp_path)
+    keys = [(r["submission"], r["study"], r["trial"]) for r in recs]
+    assert len(keys) == 8 and len(set(keys)) == 8
+    assert code == 0
+
+
+def test_sweep_rejects_bad_names_before_running(tmp_path, capsys):
+    args = sweep_args(tmp_path, ["sgd"])
+    args[1] = "workloads=[toyy]"
+    assert main(args) == 2
+    assert "unknown workload 'toyy'" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("record.json"))
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_slurm"])
+def test_launcher_configs_compose(launcher):
+    from hydra import compose, initialize_config_dir
+
+    from algoperf.config import CONF_DIR
+
+    overrides = ["workload=toy", "submission=x", f"hydra/launcher={launcher}"]
+    if launcher == "submitit_slurm":
+        overrides = ["workload=toy", "submission=x", "hydra/launcher=slurm"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("Launcher")
+    if launcher == "submitit_slurm":
+        assert cfg.hydra.launcher.cpus_per_task >= 1 and "timeout_min" in cfg.hydra.launcher
