@@ -32,10 +32,11 @@ def records(root: Path) -> list[dict]:
 
 
 def test_sweep_runs_every_trial_and_survives_crashes(tmp_path, capsys):
-    code = main(sweep_args(tmp_path, ["sgd", "raises", "hard_crash"], num_studies=2, num_trials=2))
+    code = main(sweep_args(tmp_path, ["sgd", "raises", "hard_crash"], num_studies=2, num_trials=1,
+                           n_jobs=2))
     out = capsys.readouterr().out
     recs = records(tmp_path)
-    assert len(recs) == 12
+    assert len(recs) == 6
     by_sub = {}
     for r in recs:
         by_sub.setdefault(r["submission"], set()).add(r["status"])
@@ -45,14 +46,14 @@ def test_sweep_runs_every_trial_and_survives_crashes(tmp_path, capsys):
     crash = next(r for r in recs if r["submission"] == "hard_crash")
     assert "SIGKILL" in crash["error"]
     assert "[sweep] finished" in out and code == 0
-    # Four distinct points of the search space, distinct seeds per trial.
+    # Each study scrambles its own Halton sequence: distinct points and seeds.
     sgd = [r for r in recs if r["submission"] == "sgd"]
-    assert len({r["hparams"]["learning_rate"] for r in sgd}) == 4
-    assert len({r["seed"] for r in sgd}) == 4
+    assert len({r["hparams"]["learning_rate"] for r in sgd}) == 2
+    assert len({r["seed"] for r in sgd}) == 2
 
 
 def test_rerun_skips_complete_trials(tmp_path, capsys):
-    main(sweep_args(tmp_path, ["sgd"], num_studies=1, num_trials=2))
+    main(sweep_args(tmp_path, ["sgd"], num_studies=1, num_trials=2, n_jobs=2))
     first = {r["trial"]: r["started_at"] for r in records(tmp_path)}
     main(sweep_args(tmp_path, ["sgd"], num_studies=1, num_trials=2))
     assert "2 already complete" in capsys.readouterr().out
@@ -60,7 +61,7 @@ def test_rerun_skips_complete_trials(tmp_path, capsys):
 
 
 def test_sigkill_mid_trial_then_resume(tmp_path):
-    args = sweep_args(tmp_path, ["sgd", "momentum"], num_studies=2, num_trials=2, n_jobs=2,
+    args = sweep_args(tmp_path, ["sgd", "momentum"], num_studies=1, num_trials=2, n_jobs=2,
                       max_submission_time_s=2, eval_every_steps=5)
     # A slow eval workload makes each trial last long enough to be killed mid-way.
     args[1] = "workloads=[toy_slow_eval]"
@@ -84,7 +85,7 @@ def test_sigkill_mid_trial_then_resume(tmp_path):
     code = main(args)
     recs = records(tmp_path)
     keys = [(r["submission"], r["study"], r["trial"]) for r in recs]
-    assert len(keys) == 8 and len(set(keys)) == 8
+    assert len(keys) == 4 and len(set(keys)) == 4
     assert code == 0
 
 
