@@ -144,7 +144,9 @@ def _hardware_line(scores: scoring.Scores) -> str:
 def _studies_line(scores: scoring.Scores) -> str:
     counts = scores.workloads["num_studies"]
     counts = counts[counts > 0]
-    studies = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
+    studies = (
+        f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
+    )
     return f"{studies} studies per submission and workload, {scores.num_trials} trials"
 
 
@@ -229,7 +231,9 @@ def leaderboard_markdown(scores: scoring.Scores) -> str:
             lines += [f"## {title}", ""]
         header, table = _table_rows(scores, rows)
         lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join("---:" if i in (0, 3) else "---" for i in range(len(header))) + "|")
+        lines.append(
+            "|" + "|".join("---:" if i in (0, 3) else "---" for i in range(len(header))) + "|"
+        )
         for cells in table:
             texts = [c.markdown() if isinstance(c, Cell) else str(c) for c in cells]
             lines.append("| " + " | ".join(t.replace("|", "\\|") for t in texts) + " |")
@@ -347,8 +351,9 @@ def best_trial_evals(results: Results, scores: scoring.Scores) -> pd.DataFrame:
             "competitor": best["competitor"].to_numpy(),
         }
     )
-    evals = results.evals.astype({k: "str" for k in TRIAL_KEYS if k not in ("study", "trial")})
-    evals = evals.astype({"study": "int64", "trial": "int64"})
+    evals = results.evals.astype({"study": "int64", "trial": "int64"})
+    for key in ("sweep", "submission", "workload", "framework"):  # as scoring keys them
+        evals[key] = evals[key].fillna("").astype(str)
     return evals.merge(keys, on=list(TRIAL_KEYS), how="inner")
 
 
@@ -403,7 +408,8 @@ def plot_curves(
         ax.set_title(workload, loc="left", fontweight="bold")
         _style_axes(ax)
     handles = [
-        Line2D([], [], linewidth=1.8, label=competitor, **styles[competitor]) for competitor in order
+        Line2D([], [], linewidth=1.8, label=competitor, **styles[competitor])
+        for competitor in order
     ]
     spare = axes[len(names) :]
     for ax in spare:
@@ -538,9 +544,10 @@ def report_html(scores: scoring.Scores, profile_png: Path, curves_png: Path) -> 
         if title:
             parts.append(f"<h3>{html.escape(title)}</h3>")
         parts.append(_html_table(scores, rows))
+    measure_label = html.escape(MEASURE_LABELS[scores.measure])
     parts.append(
         '<p class="note">Score: the benchmark score B in [0, 1] with its 95% bootstrap '
-        f"confidence interval over studies. Cells: median {html.escape(MEASURE_LABELS[scores.measure])}"
+        f"confidence interval over studies. Cells: median {measure_label}"
         " over studies; ✓ reached, ✗ missed; (r×) the ratio to the fastest submission; "
         "* unstable across studies (see below).</p>"
     )

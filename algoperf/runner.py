@@ -27,6 +27,7 @@ from algoperf.plugins import (
     workload_source_sha256,
 )
 from algoperf.provenance import software_versions
+from algoperf.rules import WorkloadView, check_param_shapes
 from algoperf.spec import Hyperparameters, TrainingComplete
 from algoperf.tuning import SearchSpace, derive_seed, trial_hparams
 
@@ -211,9 +212,11 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
     record["batch_size"] = int(batch_size)
     input_queue = workload.train_batches(train, int(batch_size), derive_seed(trial_seed, "data"))
     hyperparameters = Hyperparameters(record["hparams"])
+    initial_shapes = dict(workload.param_shapes)
+    view = WorkloadView(workload)  # what the submission may see of the workload
     update_seed = derive_seed(trial_seed, "update")
     optimizer_state = submission.init_optimizer_state(
-        workload=workload, model_params=params, model_state=model_state,
+        workload=view, model_params=params, model_state=model_state,
         hyperparameters=hyperparameters, rng=fw.step_rng(update_seed, -1),
     )
     param_types = workload.param_types
@@ -238,7 +241,7 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
         if submission.prepare_for_eval is not None:
             start = time.perf_counter()
             optimizer_state, params, model_state = submission.prepare_for_eval(
-                workload=workload, current_param_container=params, current_params_types=param_types,
+                workload=view, current_param_container=params, current_params_types=param_types,
                 model_state=model_state, hyperparameters=hyperparameters,
                 loss_type=workload.loss_type, optimizer_state=optimizer_state,
                 eval_results=eval_results, global_step=global_step,
@@ -246,6 +249,7 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
             )
             fw.sync(params, optimizer_state)
             submission_time_s += time.perf_counter() - start
+        check_param_shapes(initial_shapes, fw.param_shapes(params))
         start = time.perf_counter()
         validation = workload.eval_metrics(params, model_state, eval_splits["validation"])
         test = (
@@ -293,13 +297,13 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
         while status is None:
             start = time.perf_counter()
             batch = submission.data_selection(
-                workload=workload, input_queue=input_queue, optimizer_state=optimizer_state,
+                workload=view, input_queue=input_queue, optimizer_state=optimizer_state,
                 current_param_container=params, model_state=model_state,
                 hyperparameters=hyperparameters, global_step=global_step,
                 rng=fw.step_rng(update_seed, 2 * global_step),
             )
             optimizer_state, params, model_state = submission.update_params(
-                workload=workload, current_param_container=params, current_params_types=param_types,
+                workload=view, current_param_container=params, current_params_types=param_types,
                 model_state=model_state, hyperparameters=hyperparameters, batch=batch,
                 loss_type=workload.loss_type, optimizer_state=optimizer_state,
                 eval_results=eval_results, global_step=global_step,

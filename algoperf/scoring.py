@@ -79,6 +79,11 @@ def performance_ratios(times: np.ndarray, tau_max: float = DEFAULT_TAU_MAX) -> n
     `times` has shape (..., competitors, workloads); leading axes (e.g. bootstrap draws) are
     kept. Guards, so no NaN ever appears: a workload nobody reached (min = inf) gives r = inf
     for all; a best time of exactly 0 gives r = 1 to those at 0 and inf to the rest.
+
+    >>> performance_ratios(np.array([[10.0, np.inf], [25.0, 3.0], [45.0, np.inf]]), tau_max=4.0)
+    array([[1. , inf],
+           [2.5, 1. ],
+           [inf, inf]])
     """
     times = np.asarray(times, dtype=float)
     times = np.where(np.isnan(times), np.inf, times)
@@ -107,6 +112,9 @@ def benchmark_scores(ratios: np.ndarray, tau_max: float = DEFAULT_TAU_MAX) -> np
     (tau_max - r_{s,w}) / (tau_max - 1) / W when r_{s,w} <= tau_max (r >= 1 always) and 0
     otherwise. Hence B_s = mean_w max(0, tau_max - r_{s,w}) / (tau_max - 1), in [0, 1].
     `ratios` has shape (..., workloads); the result drops the last axis.
+
+    >>> float(benchmark_scores(np.array([1.0, 2.5, np.inf]), tau_max=4.0))  # (3 + 1.5 + 0) / 3 / 3
+    0.5
     """
     ratios = np.asarray(ratios, dtype=float)
     area = np.where(np.isfinite(ratios), np.maximum(0.0, tau_max - ratios), 0.0)
@@ -214,9 +222,8 @@ def check_comparable(trials: pd.DataFrame) -> None:
         for fingerprint, rows in trials.groupby(fingerprints, sort=True):
             hardware = rows["hardware"].iloc[0]
             device = hardware.get("device", "?") if isinstance(hardware, dict) else "?"
-            lines.append(
-                f"  {fingerprint} (device {device}, {len(rows)} trials, e.g. {rows['path'].iloc[0]})"
-            )
+            example = rows["path"].iloc[0]
+            lines.append(f"  {fingerprint} (device {device}, {len(rows)} trials, e.g. {example})")
         raise AlgoperfError(
             f"the records come from {fingerprints.nunique()} hardware fingerprints:\n"
             + "\n".join(lines)
@@ -261,7 +268,7 @@ def study_table(trials: pd.DataFrame, measure: str) -> pd.DataFrame:
     frame["trial_reached"] = np.isfinite(frame["value"])
     keys = ["group", "competitor", "submission", "framework", "workload", "sweep", "study"]
     frame = frame.sort_values([*keys, "value", "trial"], kind="stable")
-    grouped = frame.groupby(keys, sort=True)
+    grouped = frame.groupby(keys, sort=True, dropna=False)
     studies = grouped.agg(
         value=("value", "min"),
         time_to_target_s=("time_to_target_s", "min"),
@@ -274,19 +281,29 @@ def study_table(trials: pd.DataFrame, measure: str) -> pd.DataFrame:
     return studies
 
 
-def _best_trial(rows: pd.DataFrame, higher_is_better: bool) -> pd.Series:
-    """The fastest trial to target, else the one with the best validation metric."""
-    reached = rows[np.isfinite(rows["value"])]
-    if len(reached):
-        return reached.sort_values(["value", "study", "trial"], kind="stable").iloc[0]
-    metric = pd.to_numeric(rows["best_validation"], errors="coerce").astype(float)
-    metric = metric.where(np.isfinite(metric), -np.inf if higher_is_better else np.inf)
-    order = np.argsort(-metric.to_numpy() if higher_is_better else metric.to_numpy(), kind="stable")
-    return rows.iloc[int(order[0])]
+def best_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per (competitor, workload): the fastest trial to target, else the trial with the best
+    validation metric (direction-aware); ties go to the lowest (sweep, study, trial).
+
+    `trials` needs the columns competitor, workload, value (the measure, +inf when missed),
+    best_validation, metric_higher_is_better, sweep, study, trial and path.
+    """
+    metric = pd.to_numeric(trials["best_validation"], errors="coerce").astype(float)
+    higher = trials["metric_higher_is_better"].astype(bool)
+    badness = metric.where(~higher, -metric).where(np.isfinite(metric), np.inf)
+    ranked = trials.assign(
+        _missed=~np.isfinite(trials["value"]),
+        _key=trials["value"].where(np.isfinite(trials["value"]), badness),
+    ).sort_values(["competitor", "workload", "_missed", "_key", "sweep", "study", "trial"])
+    best = ranked.groupby(["competitor", "workload"], sort=False).head(1)
+    return best.set_index(["competitor", "workload"])[["sweep", "study", "trial", "path"]]
 
 
-def _status_counts(statuses: pd.Series) -> str:
-    return ", ".join(f"{name}×{n}" for name, n in statuses.value_counts().sort_index().items())
+def status_counts(trials: pd.DataFrame) -> pd.Series:
+    """Per (competitor, workload): "budget_exhausted×3, reached×12"."""
+    counts = trials.groupby(["competitor", "workload", "status"], sort=True, dropna=False).size()
+    text = counts.index.get_level_values("status").astype(str) + "×" + counts.astype(str).to_numpy()
+    return pd.Series(text, index=counts.index).groupby(level=[0, 1], sort=False).agg(", ".join)
 
 
 def _workload_meta(trials: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -327,10 +344,14 @@ def _score_group(
     )
     names = [c["competitor"] for c in competitors]
     studies_by_pair = dict(tuple(studies.groupby(["competitor", "workload"], sort=False)))
-    trials_by_pair = dict(tuple(trials.groupby(["competitor", "workload"], sort=False)))
+    best_by_pair = best_trials(trials).to_dict("index")
+    statuses_by_pair = status_counts(trials).to_dict()
     no_studies = studies.iloc[:0]
     values = [
-        [studies_by_pair.get((name, w), no_studies)["value"].to_numpy(float) for w in workload_names]
+        [
+            studies_by_pair.get((name, w), no_studies)["value"].to_numpy(float)
+            for w in workload_names
+        ]
         for name in names
     ]
     times = np.array([[median_over_studies(v) for v in row] for row in values])
@@ -363,13 +384,10 @@ def _score_group(
         }
         for j, w in enumerate(workload_names):
             pair_studies = studies_by_pair.get((c["competitor"], w), no_studies)
-            pair_trials = trials_by_pair.get((c["competitor"], w))
             higher = bool(meta.loc[w, "metric_higher_is_better"])
-            best: dict[str, Any] = {}
-            if pair_trials is None:
+            best = best_by_pair.get((c["competitor"], w), {})
+            if not best:
                 found.append(f"{c['competitor']} has no trials on {w}; it counts as not reached.")
-            else:
-                best = _best_trial(pair_trials, higher).to_dict()
             stable, spread = study_spread(values[i][j])
             median_time = median_over_studies(pair_studies["time_to_target_s"].to_numpy(float))
             median_steps = median_over_studies(pair_studies["steps_to_target"].to_numpy(float))
@@ -387,7 +405,7 @@ def _score_group(
                     "num_studies": len(values[i][j]),
                     "studies_reached": int(np.isfinite(values[i][j]).sum()),
                     "num_trials": int(pair_studies["num_trials"].sum()),
-                    "statuses": "" if pair_trials is None else _status_counts(pair_trials["status"]),
+                    "statuses": statuses_by_pair.get((c["competitor"], w), ""),
                     "value": times[i, j],
                     "time_to_target_s": median_time,
                     "steps_to_target": median_steps,
@@ -471,6 +489,8 @@ def score(
     for column in SCORED_COLUMNS:
         if column not in trials.columns:
             trials[column] = None
+    for column in ("sweep", "status", "path"):  # grouping keys: a missing value is "", not NaN
+        trials[column] = trials[column].fillna("").astype(str)
     trials["competitor"] = _competitor_names(trials)
     trials["group"] = trials["framework"].astype(str) if measure == "time" else ALL_FRAMEWORKS
     trials["value"] = _finite_or_inf(trials[MEASURES[measure]])
@@ -505,7 +525,9 @@ def score(
         .sort_values(["group", "score", "competitor"], ascending=[True, False, True], kind="stable")
         .reset_index(drop=True)
     )
-    leaderboard.insert(0, "rank", leaderboard.groupby("group").cumcount() + 1)
+    # equal scores share a rank (1, 1, 3), as on any leaderboard
+    ranks = leaderboard.groupby("group")["score"].rank(method="min", ascending=False)
+    leaderboard.insert(0, "rank", ranks.astype(int))
     found = list(dict.fromkeys(found))
     for message in found:
         warnings.warn(message, stacklevel=2)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -21,6 +20,7 @@ from algoperf import results as store
 from algoperf.config import CONF_DIR, check_keys, compose, normalise_overrides, searchpath_override
 from algoperf.errors import AlgoperfError
 from algoperf.plugins import find_submission, list_workloads, workload_class
+from algoperf.watchdog import Limits, run_watched
 
 SWEEP_KEYS = ("workloads", "submissions", "frameworks", "num_studies", "num_trials", "n_jobs")
 EXIT_CLAIMED = 3  # the child found the trial held by another live sweep
@@ -63,7 +63,8 @@ def run_sweep_cli(args: list[str]) -> int:
     sweep, passthrough = plan(args)
     launcher_overrides = [a for a in passthrough if a.startswith(("hydra/", "hydra.", "+hydra"))]
     trial_overrides = [a for a in passthrough if a not in launcher_overrides]
-    check_keys(normalise_overrides(trial_overrides), _config_keys())
+    trial_overrides = normalise_overrides(trial_overrides)
+    check_keys(trial_overrides, _config_keys())
     first = [f"workload={sweep['workloads'][0]}", f"submission={sweep['submissions'][0]}"]
     cfg = compose(first + trial_overrides)  # validates every override before any work
     ruleset = cfg.ruleset
@@ -184,26 +185,55 @@ def run_job(cfg: Any) -> int:
     )
     if store.is_complete(directory):
         return 0
+    if (directory / store.RUNNING_NAME).exists() and _pid_alive(directory / store.RUNNING_NAME):
+        return EXIT_CLAIMED  # another live sweep runs it (its claim guarantees no double run)
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra")]
     command = [sys.executable, "-m", "algoperf.cli", "run", *overrides, "progress=false"]
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "trial.log", "w") as log:
-        child = subprocess.run(
-            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    if child.returncode == EXIT_CLAIMED or store.is_complete(directory):
-        return child.returncode
-    # The child died without writing its record (killed, out of memory, crashed interpreter).
-    reason = (
-        f"killed by signal {signal.Signals(-child.returncode).name}" if child.returncode < 0
-        else f"exit code {child.returncode}"
+    outcome = run_watched(
+        command, directory / "trial.log", trial_limits(cfg),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent,
     )
+    if outcome.returncode == EXIT_CLAIMED or store.is_complete(directory):
+        return outcome.returncode
+    # The child died without writing its record: killed by the watchdog, out of memory,
+    # crashed interpreter. Record why, with the end of its output.
     tail = (directory / "trial.log").read_text()[-4000:]
-    store.write_failure_record(
-        directory, cfg, source.name, f"trial process died ({reason}) without a record.\n{tail}"
-    )
-    return child.returncode
+    if outcome.killed_for == "timeout":
+        status, reason = "timeout", outcome.detail
+    elif outcome.killed_for == "memory":
+        status, reason = "failed", outcome.detail
+    elif outcome.returncode < 0:
+        status = "failed"
+        reason = f"trial process killed by signal {signal.Signals(-outcome.returncode).name}"
+    else:
+        status, reason = "failed", f"trial process exited with code {outcome.returncode}"
+    store.write_failure_record(directory, cfg, source.name, f"{reason}; no record written.\n{tail}",
+                               status=status)
+    return outcome.returncode
+
+
+def trial_limits(cfg: Any) -> Limits:
+    """Watchdog limits from the hardware profile: wall time = factor x budget + grace."""
+    from algoperf.hardware import workload_settings
+
+    watchdog = dict(cfg.hardware.get("watchdog") or {})
+    budget = cfg.max_submission_time_s or workload_settings(
+        dict(cfg.hardware), str(cfg.workload), str(cfg.framework)
+    ).max_submission_time_s
+    if cfg.ruleset.name != "external" and not cfg.max_submission_time_s:
+        budget *= float(cfg.ruleset.get("self_tuning_budget_factor", 1.5))
+    wall = float(watchdog.get("wall_time_factor", 3.0)) * budget + float(watchdog.get("grace_s", 300))
+    memory = watchdog.get("memory_limit_gib")
+    return Limits(wall_time_s=wall, memory_gib=float(memory) if memory else None)
+
+
+def _pid_alive(marker: Path) -> bool:
+    try:
+        os.kill(int(marker.read_text().strip()), 0)
+        return True
+    except (ValueError, OSError):
+        return False
 
 
 def _die_with_parent() -> None:

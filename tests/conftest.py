@@ -29,3 +29,9 @@ def toy_profile():
 
 def fixture_submission(name: str) -> str:
     return str(FIXTURES / "submissions" / name)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from faults.fault_table import print_fault_table
+
+    print_fault_table(terminalreporter)

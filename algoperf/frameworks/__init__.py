@@ -1,0 +1,1 @@
+"""Framework adapters: the only place the harness imports torch or jax."""

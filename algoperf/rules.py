@@ -1,0 +1,62 @@
+"""Benchmark rules the code enforces: what a submission may see, and what it may not change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from algoperf.spec import Workload
+
+# What a submission may read from the workload: the training-side interface of DESIGN.md.
+VISIBLE = frozenset({
+    "name", "full_name", "variant", "framework", "size", "options", "loss_type",
+    "default_batch_size", "step_hint", "num_train_examples", "param_types", "param_shapes",
+    "model_fn", "loss_fn", "init_model_fn", "metric_name", "metric_higher_is_better",
+})
+
+
+class RuleViolation(Exception):
+    """A submission broke a rule of the benchmark (recorded as `failed: rule violation`)."""
+
+
+class WorkloadView:
+    """The workload as a submission sees it: no data loading, no evaluation, no eval splits.
+
+    The runner keeps the validation and test splits to itself; this view makes sure the
+    workload object handed to a submission cannot load or evaluate them either.
+    """
+
+    __slots__ = ("_workload",)
+
+    def __init__(self, workload: Workload):
+        object.__setattr__(self, "_workload", workload)
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in VISIBLE:
+            raise AttributeError(
+                f"workload.{name} is not available to submissions (visible: "
+                f"{', '.join(sorted(VISIBLE))})"
+            )
+        return getattr(object.__getattribute__(self, "_workload"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("the workload is fixed by the benchmark; a submission cannot change it")
+
+    def __repr__(self) -> str:
+        return f"<workload {object.__getattribute__(self, '_workload').full_name} (submission view)>"
+
+
+def check_param_shapes(expected: dict[str, tuple[int, ...]], actual: dict[str, tuple[int, ...]]) -> None:
+    """The model is the workload's: a submission may change values, never names or shapes."""
+    if actual == expected:
+        return
+    added = sorted(set(actual) - set(expected))
+    removed = sorted(set(expected) - set(actual))
+    changed = sorted(k for k in set(actual) & set(expected) if actual[k] != expected[k])
+    parts = []
+    if added:
+        parts.append(f"added {added}")
+    if removed:
+        parts.append(f"removed {removed}")
+    if changed:
+        parts.append("reshaped " + ", ".join(f"{k} {expected[k]}->{actual[k]}" for k in changed[:5]))
+    raise RuleViolation("rule violation: the submission changed the model's parameters: " + "; ".join(parts))
