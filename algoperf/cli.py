@@ -172,7 +172,14 @@ def cmd_score(args: list[str]) -> int:
     parser.add_argument("--measure", choices=["time", "steps"], default="time")
     parser.add_argument("--tau-max", type=float, default=4.0)
     parser.add_argument("--reference", default="adamw")
+    parser.add_argument("--verify", action="store_true",
+                        help="flag records whose submission or workload code has changed since")
     ns = parser.parse_args(args)
+    if ns.verify:
+        from algoperf.verify import verify_records
+
+        if not verify_records(ns.results_dir):
+            return 1
     written = write_report(ns.results_dir, ns.out, measure=ns.measure, tau_max=ns.tau_max,
                            reference=ns.reference)
     for path in written.values():

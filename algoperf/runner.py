@@ -130,6 +130,7 @@ def _run_claimed(cfg, source, cls, settings, directory, progress, callbacks, sta
         "framework": cfg.framework,
         "submission": source.name,
         "submission_sha256": None,
+        "submission_path": str(source.file(cfg.framework).resolve()),
         "workload_sha256": workload_source_sha256(cfg.workload),
         "ruleset": cfg.ruleset,
         "hardware_profile": cfg.hardware.get("name"),

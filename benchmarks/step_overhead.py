@@ -1,0 +1,149 @@
+"""Per-step overhead of the harness, and whether the input pipeline bounds the step.
+
+For each workload and framework, paired runs of the same model, optimizer (AdamW + warmup/cosine
+with the submission's defaults), batch size and device-resident data:
+  bare     a hand-written loop: next batch -> forward -> loss -> backward -> step (synced)
+  harness  algoperf.runner.run_trial with the adamw submission, evaluation off
+  one-batch  the bare loop on a single pre-made batch (no pipeline at all)
+Prints the median ratio harness/bare (goal <= 1.02) and bare/one-batch (goal <= 1.03).
+
+    .venv/bin/python benchmarks/step_overhead.py --workloads fashion_mnist --frameworks torch
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import statistics
+import tempfile
+import time
+
+from algoperf.plugins import find_submission, workload_class
+from algoperf.runner import TrialConfig, run_trial
+from algoperf.spec import ForwardPassMode, Hyperparameters
+from algoperf.tuning import SearchSpace
+
+
+def adamw_defaults() -> Hyperparameters:
+    return Hyperparameters(SearchSpace.from_yaml(find_submission("adamw").search_space_path).defaults())
+
+
+def bare_torch(workload, steps: int, one_batch: bool, seed: int) -> float:
+    import torch
+
+    from algoperf.frameworks.torch import sync, warmup_cosine
+
+    hp = adamw_defaults()
+    splits = workload.load_splits()
+    train = workload.to_device(splits.train)
+    model, state = workload.init_model_fn(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate,
+                            betas=(1 - hp.one_minus_beta1, hp.beta2), weight_decay=hp.weight_decay)
+    sched = warmup_cosine(opt, int(hp.warmup_fraction * workload.step_hint), workload.step_hint)
+    batches = workload.train_batches(train, workload.default_batch_size, seed)
+    fixed = next(batches)
+    total = 0.0
+    for _ in range(steps):
+        start = time.perf_counter()
+        batch = fixed if one_batch else next(batches)
+        out, _ = workload.model_fn(model, batch, state, ForwardPassMode.TRAIN, None, True)
+        loss = workload.loss_fn(batch["targets"], out, batch.get("weights"))
+        loss = loss["summed"] / loss["n_valid_examples"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        sync()
+        total += time.perf_counter() - start
+        float(loss)
+    return total / steps
+
+
+def bare_jax(workload, steps: int, one_batch: bool, seed: int) -> float:
+    import jax
+    import optax
+
+    from algoperf.frameworks.jax import warmup_cosine
+
+    hp = adamw_defaults()
+    splits = workload.load_splits()
+    train = workload.to_device(splits.train)
+    params, state = workload.init_model_fn(seed)
+    schedule = warmup_cosine(hp.learning_rate, int(hp.warmup_fraction * workload.step_hint),
+                             workload.step_hint)
+    tx = optax.adamw(schedule, b1=1 - hp.one_minus_beta1, b2=hp.beta2, eps=1e-8,
+                     weight_decay=hp.weight_decay)
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def step(params, opt_state, batch):
+        def mean_loss(p):
+            out, _ = workload.model_fn(p, batch, state, ForwardPassMode.TRAIN, None, True)
+            loss = workload.loss_fn(batch["targets"], out, batch.get("weights"))
+            return loss["summed"] / loss["n_valid_examples"]
+
+        loss, grads = jax.value_and_grad(mean_loss)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    batches = workload.train_batches(train, workload.default_batch_size, seed)
+    fixed = next(batches)
+    total = 0.0
+    for _ in range(steps):
+        start = time.perf_counter()
+        batch = fixed if one_batch else next(batches)
+        params, opt_state, loss = step(params, opt_state, batch)
+        jax.block_until_ready((params, opt_state))
+        total += time.perf_counter() - start
+        float(loss)
+    return total / steps
+
+
+def harness(workload_name: str, framework: str, steps: int, tmp: str, repeat: int) -> float:
+    cfg = TrialConfig(
+        workload=workload_name, submission="adamw", framework=framework, results_dir=tmp,
+        sweep=f"bench{repeat}", max_steps=steps, eval_every_steps=10**9,
+        max_submission_time_s=10**6,
+        hardware={"name": "bench", "common": {"eval_test": "final"},
+                  "workloads": {workload_name: {"size": "small", "max_submission_time_s": 10**6,
+                                                "eval_every_steps": 10**9}}},
+    )
+    record = run_trial(cfg, progress=False)
+    assert record["status"] == "budget_exhausted", record["error"]
+    return record["submission_time_s"] / record["global_steps"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workloads", nargs="+", default=["fashion_mnist", "shakespeare", "qm9"])
+    parser.add_argument("--frameworks", nargs="+", default=["torch", "jax"])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    lines = []
+    for framework in args.frameworks:
+        fw = importlib.import_module(f"algoperf.frameworks.{framework}")
+        fw.set_threads(fw.default_threads())
+        bare_loop = bare_torch if framework == "torch" else bare_jax
+        for name in args.workloads:
+            cls = workload_class(name, framework)
+            overhead, pipeline = [], []
+            with tempfile.TemporaryDirectory() as tmp:
+                for r in range(args.repeats):
+                    bare = bare_loop(cls(), args.steps, one_batch=False, seed=r)
+                    ran = harness(name, framework, args.steps, tmp, r)
+                    fixed = bare_loop(cls(), args.steps, one_batch=True, seed=r)
+                    overhead.append(ran / bare)
+                    pipeline.append(bare / fixed)
+                    print(f"  {name}/{framework} repeat {r}: bare {bare * 1e3:.1f} ms/step, "
+                          f"harness {ran * 1e3:.1f} ms/step, one batch {fixed * 1e3:.1f} ms/step",
+                          flush=True)
+            lines.append(
+                f"{name:<14} {framework:<6} harness/bare {statistics.median(overhead):.3f} "
+                f"(goal <= 1.02)   pipeline/one-batch {statistics.median(pipeline):.3f} (goal <= 1.03)"
+            )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
