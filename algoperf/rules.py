@@ -18,31 +18,34 @@ class RuleViolation(Exception):
     """A submission broke a rule of the benchmark (recorded as `failed: rule violation`)."""
 
 
-class WorkloadView:
+def WorkloadView(workload: Workload) -> Any:  # noqa: N802 (reads as a type at call sites)
     """The workload as a submission sees it: no data loading, no evaluation, no eval splits.
 
     The runner keeps the validation and test splits to itself; this view makes sure the
-    workload object handed to a submission cannot load or evaluate them either.
+    workload object handed to a submission cannot load or evaluate them either. The real
+    workload lives only in this closure, not in an attribute of the view.
     """
 
-    __slots__ = ("_workload",)
+    class SubmissionWorkloadView:
+        __slots__ = ()
 
-    def __init__(self, workload: Workload):
-        object.__setattr__(self, "_workload", workload)
+        def __getattr__(self, name: str) -> Any:
+            if name not in VISIBLE:
+                raise AttributeError(
+                    f"workload.{name} is not available to submissions (visible: "
+                    f"{', '.join(sorted(VISIBLE))})"
+                )
+            return getattr(workload, name)
 
-    def __getattr__(self, name: str) -> Any:
-        if name not in VISIBLE:
+        def __setattr__(self, name: str, value: Any) -> None:
             raise AttributeError(
-                f"workload.{name} is not available to submissions (visible: "
-                f"{', '.join(sorted(VISIBLE))})"
+                "the workload is fixed by the benchmark; a submission cannot change it"
             )
-        return getattr(object.__getattribute__(self, "_workload"), name)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("the workload is fixed by the benchmark; a submission cannot change it")
+        def __repr__(self) -> str:
+            return f"<workload {workload.full_name} (submission view)>"
 
-    def __repr__(self) -> str:
-        return f"<workload {object.__getattribute__(self, '_workload').full_name} (submission view)>"
+    return SubmissionWorkloadView()
 
 
 def check_param_shapes(expected: dict[str, tuple[int, ...]], actual: dict[str, tuple[int, ...]]) -> None:
