@@ -105,6 +105,8 @@ def trial_config_from(cfg: Any):
         max_submission_time_s=c["max_submission_time_s"],
         eval_every_steps=c["eval_every_steps"],
         max_steps=c["max_steps"],
+        stop_at_target=bool(c["stop_at_target"]),
+        step_hint=c["step_hint"],
         data_dir=c["data_dir"],
         threads=c["threads"],
         overwrite=bool(c["overwrite"]),

@@ -7,6 +7,7 @@ evaluation, logging, writing results. The budget is checked after every step.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 import math
@@ -49,6 +50,8 @@ class TrialConfig:
     max_submission_time_s: float | None = None  # overrides the profile's budget
     eval_every_steps: int | None = None  # overrides the profile's eval schedule
     max_steps: int | None = None  # hard step cap (tests); reaching it ends as budget_exhausted
+    stop_at_target: bool = True  # False: train on to the budget/max_steps (target setting)
+    step_hint: int | None = None  # overrides the size's step hint (target setting)
     data_dir: str | None = None
     threads: int | None = None
     overwrite: bool = False
@@ -199,6 +202,10 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
     submission = load_submission(source, cfg.framework)
     record["submission_sha256"] = submission.sha256
     workload = cls(size=settings.size, data_dir=cfg.data_dir)
+    if cfg.step_hint:
+        workload.sizes = {**cls.sizes, settings.size: dataclasses.replace(
+            cls.sizes[settings.size], step_hint=int(cfg.step_hint))}
+    record["step_hint"] = workload.step_hint
     splits = workload.load_splits()
     train = workload.to_device(splits.train)
     eval_splits = {"validation": workload.to_device(splits.validation)}
@@ -287,10 +294,12 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
         bar.step(global_step, submission_time_s, force=True)
         if not (math.isfinite(metric) and math.isfinite(validation["loss"])):
             return "diverged"
-        if workload.has_reached_target(metric) and submission_time_s <= budget_s:
+        if (workload.has_reached_target(metric) and submission_time_s <= budget_s
+                and record["time_to_target_s"] is None):
             record["time_to_target_s"] = submission_time_s
             record["steps_to_target"] = global_step
-            return "reached"
+            if cfg.stop_at_target:
+                return "reached"
         return None
 
     wall_start = time.perf_counter()
@@ -328,7 +337,8 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
                 else submission_time_s - last_eval_time_s >= eval_period_s
             )
             if submission_time_s >= budget_s or (cfg.max_steps and global_step >= cfg.max_steps):
-                status = evaluate(final=True) or "budget_exhausted"
+                status = evaluate(final=True) or (
+                    "reached" if record["time_to_target_s"] is not None else "budget_exhausted")
             elif due:
                 status = evaluate(final=False)
             bar.step(global_step, submission_time_s)
