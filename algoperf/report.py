@@ -124,6 +124,8 @@ def workload_cell(row: pd.Series, workload: str, scores: scoring.Scores, unstabl
         return Cell("—", "", "missed", unstable)
     column = "steps_to_target" if scores.measure == "steps" else "time_to_target_s"
     value = format_value(row[f"{workload}/{column}"], scores.measure)
+    if scores.measure == "time":  # steps too: they are comparable across hardware
+        value += f" · {format_value(row[f'{workload}/steps_to_target'], 'steps')}"
     ratio = row[f"{workload}/ratio"]
     if not math.isfinite(ratio):
         return Cell(value, f">{scores.tau_max:g}×", "slow", unstable)
