@@ -122,7 +122,8 @@ def _run_claimed(cfg, source, cls, settings, directory, progress, callbacks, sta
     trial_seed = derive_seed(cfg.seed, "trial", cfg.study, cfg.trial or 0)
 
     fw = importlib.import_module(f"algoperf.frameworks.{cfg.framework}")
-    fw.set_threads(cfg.threads or fw.default_threads())
+    threads = int(cfg.threads or cfg.hardware.get("threads_per_trial") or fw.default_threads())
+    fw.set_threads(threads)
     fw.seed_everything(trial_seed)
 
     record: dict[str, Any] = {
@@ -164,6 +165,7 @@ def _run_claimed(cfg, source, cls, settings, directory, progress, callbacks, sta
         "final_test": None,
         "num_evals": 0,
         "hardware": fingerprint(),
+        "threads": threads,
         "software": software_versions(cfg.framework),
         "started_at": started_at,
         "ended_at": None,

@@ -91,9 +91,13 @@ def run_sweep_cli(args: list[str]) -> int:
                 f"it has {', '.join(source.frameworks)}. Drop it from frameworks=[...] or add the file."
             )
 
-    n_jobs = sweep.get("n_jobs") or _launcher_jobs(launcher_overrides)
+    # The hardware profile fixes each trial's threads (budgets were measured with them); by
+    # default the sweep runs as many trials side by side as the cores allow.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = max(1, cores // max(1, n_jobs))
+    threads = cfg.threads or cfg.hardware.get("threads_per_trial")
+    n_jobs = sweep.get("n_jobs") or _launcher_jobs(launcher_overrides) or (
+        max(1, cores // int(threads)) if threads else 1)
+    threads = int(threads or max(1, cores // n_jobs))
     if not any(a.startswith("threads=") for a in trial_overrides):
         trial_overrides.append(f"threads={threads}")
     if n_jobs > 1 and not any(a.startswith("hydra/launcher=") for a in launcher_overrides):
@@ -155,7 +159,7 @@ def _launcher_jobs(launcher_overrides: list[str]) -> int:
             return max(1, int(item.split("=", 1)[1]))
     if "hydra/launcher=joblib" in launcher_overrides:
         return os.cpu_count() or 1
-    return 1
+    return 0
 
 
 def _launch(hydra_args: list[str]) -> None:
