@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# The main job: one AdamW trial on Fashion-MNIST with the search space's best known point.
+# The main job: a small leaderboard sweep of the baselines on the CPU workloads, then the score.
+# Each baseline runs its best known configuration (ruleset=self: the search space's defaults,
+# one trial per study), two trials side by side on a 2-core machine. Re-running resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/algoperf run workload=fashion_mnist submission=adamw sweep=demo
+SWEEP="${SWEEP:-demo}"
+.venv/bin/algoperf sweep \
+  workloads=[fashion_mnist,shakespeare,qm9] \
+  submissions=[adamw,nadamw,lion,lamb,sgd_nesterov] \
+  ruleset=self num_studies=1 sweep="$SWEEP" "$@"
+.venv/bin/algoperf score "results/$SWEEP"

@@ -1,4 +1,4 @@
-"""JAX side of the harness: the JaxWorkload base, threads and compile accounting, the plugin adapter.
+"""JAX side of the harness: the JaxWorkload base, threads, compile accounting, plugin adapter.
 
 Mirrors `algoperf.frameworks.torch` function for function. Only this file (and workloads and
 submissions written for JAX) imports jax, optax and flax.
@@ -11,7 +11,6 @@ device. The runner calls it first thing in a trial process.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -137,50 +136,45 @@ def to_float(value: Any) -> float:
 TORCH_LEAF_NAMES = {"kernel": "weight", "scale": "weight", "embedding": "weight"}
 
 
-def _path_keys(path: tuple[Any, ...]) -> list[str]:
-    return [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+def _path_keys(path: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def _raw_paths(params: Any) -> list[tuple[tuple[str, ...], Any]]:
+    """(flax path, leaf) pairs in jax's tree order."""
+    return [
+        (_path_keys(path), leaf)
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+    ]
+
+
+def flatten_key(path: tuple[str, ...]) -> str:
+    """A flax param path as its torch-style dotted name: ("head", "kernel") -> "head.weight"."""
+    return ".".join([*path[:-1], TORCH_LEAF_NAMES.get(path[-1], path[-1])])
 
 
 def flatten_params(params: Any) -> dict[str, Any]:
-    """Flax params -> {dotted name: leaf}, named like torch's `named_parameters()`.
+    """Flax params -> {torch-style dotted name: leaf}, in jax's tree order.
 
-    `features.0.kernel` becomes `features.0.weight` (TORCH_LEAF_NAMES). Order: modules in
-    creation order, and within a module the weight before the bias, as torch lists them.
+    The model's own parameter order (torch's `named_parameters()` order) is that of the
+    workload's `param_types`.
     """
     flat: dict[str, Any] = {}
-
-    def visit(node: Any, prefix: list[str]) -> None:
-        leaves = [(k, v) for k, v in node.items() if not isinstance(v, dict)]
-        leaves.sort(key=lambda kv: kv[0] not in TORCH_LEAF_NAMES)  # stable: weight first
-        for key, value in leaves:
-            name = ".".join([*prefix, TORCH_LEAF_NAMES.get(key, key)])
-            if name in flat:
-                raise ValueError(f"two flax parameters map to the torch-style name {name!r}")
-            flat[name] = value
-        for key, value in node.items():
-            if isinstance(value, dict):
-                visit(value, [*prefix, str(key)])
-
-    visit(params, [])
+    for path, leaf in _raw_paths(params):
+        name = flatten_key(path)
+        if name in flat:
+            raise ValueError(f"two flax parameters map to the torch-style name {name!r}")
+        flat[name] = leaf
     return flat
 
 
 def unflatten_params(flat: dict[str, Any], like: Any) -> Any:
     """The inverse of `flatten_params`: a pytree shaped like `like` with the values of `flat`.
 
-    E.g. `unflatten_params(workload.param_types, params)` gives optax a mask/label tree.
+    E.g. `unflatten_params(workload.param_types, params)` labels params for optax masks.
     """
-    names = iter(_names_in_tree_order(like))
+    names = iter([flatten_key(path) for path, _ in _raw_paths(like)])
     return jax.tree.map(lambda _: flat[next(names)], like)
-
-
-def _names_in_tree_order(params: Any) -> list[str]:
-    names = []
-    for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]:
-        keys = _path_keys(path)
-        keys[-1] = TORCH_LEAF_NAMES.get(keys[-1], keys[-1])
-        names.append(".".join(keys))
-    return names
 
 
 def param_shapes(params: Any) -> dict[str, tuple[int, ...]]:
@@ -203,7 +197,7 @@ class JaxWorkload(Workload):
     def __init__(self, size: str = "small", data_dir: str | None = None):
         super().__init__(size, data_dir)
         self.model: nn.Module | None = None
-        self._eval_sums_jit = jax.jit(self._eval_sums)
+        self._eval_batch_sums_jit = jax.jit(self.eval_batch_sums)
 
     # ---- data -----------------------------------------------------------------------------
     def to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -261,12 +255,16 @@ class JaxWorkload(Workload):
             owners[tuple(context.module.path)] = type(context.module)
             return next_fun(*args, **kwargs)
 
-        key = jax.random.key(rng)
+        # An "rbg" key: XLA compiles its random bits in ~3 s here; the default threefry hash,
+        # unrolled for every parameter, took ~15 s to compile for the Fashion-MNIST ResNet.
+        key = jax.random.key(rng, impl="rbg")
         with nn.intercept_methods(record_owner):
             variables = jax.jit(functools.partial(self.model.init, train=False))(
                 {"params": key, "dropout": key}, self.init_inputs()
             )
-        variables = dict(variables)
+        # Committed to the device, as the train step's outputs are: the second step must not
+        # compile again because its inputs' placement changed.
+        variables = dict(jax.device_put(variables, device()))
         params = variables.pop("params")
         # Parameter order: modules in the order they are first called, weight before bias;
         # torch's named_parameters() order for a model whose forward follows its __init__.
@@ -333,58 +331,47 @@ class JaxWorkload(Workload):
             "per_example": per_example * mask,
         }
 
-    # ---- evaluation: one compiled loop over the split's batches ---------------------------
+    # ---- evaluation: one compiled batch function for every split --------------------------
     def eval_batch_sums(self, params: Any, model_state: Any, batch: Batch) -> dict[str, jax.Array]:
         """Sums over one batch's valid examples (`batch["weights"]`), including `count`."""
         raise NotImplementedError
 
-    def _eval_sums(self, params: Any, model_state: Any, split: dict[str, jax.Array]):
+    def eval_metrics(
+        self, params: Any, model_state: Any, split: dict[str, Any]
+    ) -> dict[str, float]:
+        """Means over the split of `eval_batch_sums`.
+
+        Every batch has `eval_batch_size` rows (the last is padded with masked repeats), so
+        the model is compiled once for validation and test alike.
+        """
         n = len(next(iter(split.values())))
-        size = min(self.eval_batch_size, n)
+        totals: dict[str, float] = {}
+        for start in range(0, n, self.eval_batch_size):
+            batch = _take_rows(split, np.int32(start), self.eval_batch_size)
+            for name, value in self._eval_batch_sums_jit(params, model_state, batch).items():
+                totals[name] = totals.get(name, 0.0) + float(value)
+        count = totals.pop("count")
+        return {name: value / count for name, value in totals.items()}
 
-        def batch_at(i):
-            positions = i * size + jnp.arange(size)
-            valid = positions < n  # the last batch is padded with masked repeats
-            batch = {k: jnp.take(v, jnp.minimum(positions, n - 1), axis=0) for k, v in split.items()}
-            weights = valid.astype(jnp.float32)
-            if "weights" in batch:
-                weights = weights * batch["weights"].astype(jnp.float32)
-            batch["weights"] = weights
-            return batch
 
-        def body(i, totals):
-            sums = self.eval_batch_sums(params, model_state, batch_at(i))
-            return jax.tree.map(jnp.add, totals, sums)
-
-        zeros = jax.tree.map(
-            lambda s: jnp.zeros(s.shape, s.dtype),
-            jax.eval_shape(self.eval_batch_sums, params, model_state, batch_at(0)),
-        )
-        return jax.lax.fori_loop(0, math.ceil(n / size), body, zeros)
-
-    def eval_metrics(self, params: Any, model_state: Any, split: dict[str, Any]) -> dict[str, float]:
-        """Means over the split of `eval_batch_sums` (jitted once per split shape)."""
-        sums = {k: float(v) for k, v in self._eval_sums_jit(params, model_state, split).items()}
-        count = sums.pop("count")
-        return {k: v / count for k, v in sums.items()}
+@functools.partial(jax.jit, static_argnames="size")
+def _take_rows(split: dict[str, jax.Array], start: jax.Array, size: int) -> Batch:
+    """Rows start..start+size of a split with `weights` masking rows past its end."""
+    n = len(next(iter(split.values())))
+    positions = start + jnp.arange(size)
+    rows = jnp.minimum(positions, n - 1)
+    batch = {k: jnp.take(v, rows, axis=0) for k, v in split.items()}
+    weights = (positions < n).astype(jnp.float32)
+    if "weights" in batch:
+        weights = weights * batch["weights"].astype(jnp.float32)
+    batch["weights"] = weights
+    return batch
 
 
 @functools.partial(jax.jit, static_argnames="batch_size")
 def _take_batch(train: dict[str, jax.Array], order: jax.Array, start: jax.Array, batch_size: int):
     idx = jax.lax.dynamic_slice_in_dim(order, start, batch_size)
     return {k: jnp.take(v, idx, axis=0) for k, v in train.items()}
-
-
-def _raw_paths(params: Any) -> list[tuple[tuple[str, ...], Any]]:
-    return [
-        (tuple(_path_keys(path)), leaf)
-        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
-    ]
-
-
-def flatten_key(path: tuple[str, ...]) -> str:
-    """A flax param path as its torch-style dotted name."""
-    return ".".join([*path[:-1], TORCH_LEAF_NAMES.get(path[-1], path[-1])])
 
 
 # ---- the optimizer-plugin adapter: make_optimizer -> the full submission API --------------------
@@ -438,8 +425,9 @@ def plugin_to_full(module: Any) -> dict[str, Any]:
                 "make_optimizer must return an optax.GradientTransformation, "
                 f"got {type(tx).__name__}"
             )
-        # Copies: a transformation may keep references to params, and both trees are donated.
-        opt_state = jax.tree.map(jnp.copy, tx.init(model_params))
+        # Copies (a transformation may keep references to params, and both trees are donated),
+        # committed to the device like the step's outputs, so step 2 does not compile again.
+        opt_state = jax.device_put(jax.tree.map(jnp.copy, tx.init(model_params)), device())
         clip = _hparam(hyperparameters, "grad_clip_norm", None)
         train_step = make_train_step(
             workload, tx, float(_hparam(hyperparameters, "label_smoothing", 0.0)),

@@ -1,0 +1,18 @@
+"""NAdamW in optax (`optax.nadamw`), linear warmup + cosine decay to the workload's step hint.
+The same update rule as torch.py (torch.optim.NAdam with its momentum schedule switched off)."""
+
+import optax
+
+from algoperf.frameworks.jax import warmup_cosine
+
+
+def make_optimizer(hparams, workload):
+    warmup_steps = int(hparams.warmup_fraction * workload.step_hint)
+    schedule = warmup_cosine(hparams.learning_rate, warmup_steps, workload.step_hint)
+    return optax.nadamw(
+        schedule,
+        b1=1.0 - hparams.one_minus_beta1,
+        b2=hparams.beta2,
+        eps=1e-8,
+        weight_decay=hparams.weight_decay,
+    )

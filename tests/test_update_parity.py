@@ -1,0 +1,204 @@
+"""Torch <-> JAX parity of the baselines: the same name must mean the same update rule.
+
+For each baseline, K steps of the torch optimizer (its `make_optimizer`, scheduler included) and
+of the optax transformation (its jax.py `make_optimizer`) are applied to identical float32
+parameters with identical random gradients; the parameters must agree after every step. The
+fake workload's step_hint makes the K steps cover linear warmup and the start of cosine decay.
+Submissions are loaded by path (algoperf.plugins), never through sys.path.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from algoperf.plugins import find_submission, import_submission_file, list_submissions
+from algoperf.spec import Hyperparameters
+from algoperf.tuning import SearchSpace
+
+torch = pytest.importorskip("torch")
+jax = pytest.importorskip("jax")
+optax = pytest.importorskip("optax")
+jnp = jax.numpy
+
+NUM_STEPS = 10
+STEP_HINT = 20
+SHAPES = {"matrix": (8, 5), "vector": (5,), "scalar": ()}
+RTOL, ATOL = 1e-5, 1e-6
+
+# The baselines the benchmark promises in both frameworks.
+BASELINES = ["adamw", "nadamw", "lion", "lamb", "sgd_nesterov"]
+# Values large enough that every term shows: weight decay well above rounding (so coupled vs
+# decoupled decay differs by far more than the tolerance), b2 < 0.999 so the second moment's bias
+# correction moves, warmup_fraction 0.2 -> 4 warmup steps then cosine decay over 16.
+COMMON = {
+    "learning_rate": 1e-2,
+    "one_minus_beta1": 0.1,
+    "beta2": 0.99,
+    "weight_decay": 0.2,
+    "warmup_fraction": 0.2,
+    "label_smoothing": 0.0,
+}
+OVERRIDES = {
+    "lion": {"learning_rate": 1e-3, "weight_decay": 1.0},
+    "lamb": {"learning_rate": 2e-2},
+    "sgd_nesterov": {"learning_rate": 0.1, "one_minus_momentum": 0.1, "weight_decay": 0.05},
+}
+
+
+PLUGIN_FACTORY = re.compile(r"^def make_optimizer\(", re.MULTILINE)
+
+
+def plugin_submissions_in_both_frameworks() -> list[str]:
+    """Registered optimizer plugins with torch.py and jax.py: tested for free when added."""
+    names = set()
+    for name, source in list_submissions().items():
+        if set(source.frameworks) >= {"torch", "jax"} and all(
+            PLUGIN_FACTORY.search(source.file(fw).read_text()) for fw in ("torch", "jax")
+        ):
+            names.add(name)
+    return sorted(names - set(BASELINES))
+
+
+def parity_hparams(name: str) -> Hyperparameters:
+    """The search space's defaults with the test's values for the names it has."""
+    source = find_submission(name)
+    values = SearchSpace.from_yaml(source.search_space_path).defaults()
+    wanted = {**COMMON, **OVERRIDES.get(name, {})}
+    values.update({k: v for k, v in wanted.items() if k in values})
+    return Hyperparameters(values)
+
+
+def fake_workload() -> SimpleNamespace:
+    return SimpleNamespace(
+        name="parity", full_name="parity", step_hint=STEP_HINT, param_shapes=dict(SHAPES)
+    )
+
+
+def initial_params_and_grads(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    params = {k: rng.normal(size=s).astype(np.float32) for k, s in SHAPES.items()}
+    grads = [
+        {k: rng.normal(size=s).astype(np.float32) for k, s in SHAPES.items()}
+        for _ in range(NUM_STEPS)
+    ]
+    return params, grads
+
+
+def run_torch(name: str, hparams, params, grads) -> list[dict[str, np.ndarray]]:
+    module = import_submission_file(find_submission(name), "torch")
+    tensors = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in params.items()}
+    optimizer, scheduler = module.make_optimizer(list(tensors.values()), hparams, fake_workload())
+    trajectory = []
+    for grad in grads:
+        for k, p in tensors.items():
+            p.grad = torch.tensor(grad[k])
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        trajectory.append({k: p.detach().numpy().copy() for k, p in tensors.items()})
+    return trajectory
+
+
+def run_jax(name: str, hparams, params, grads) -> list[dict[str, np.ndarray]]:
+    module = import_submission_file(find_submission(name), "jax")
+    transformation = module.make_optimizer(hparams, fake_workload())
+    arrays = {k: jnp.asarray(v) for k, v in params.items()}
+    state = transformation.init(arrays)
+    trajectory = []
+    for grad in grads:
+        updates, state = transformation.update({k: jnp.asarray(v) for k, v in grad.items()},
+                                               state, arrays)
+        arrays = optax.apply_updates(arrays, updates)
+        trajectory.append({k: np.asarray(v) for k, v in arrays.items()})
+    return trajectory
+
+
+def assert_same_trajectory(name, torch_steps, jax_steps, params) -> None:
+    for step, (t, j) in enumerate(zip(torch_steps, jax_steps, strict=True)):
+        for k in SHAPES:
+            assert t[k].dtype == j[k].dtype == np.float32, (name, k, t[k].dtype, j[k].dtype)
+            np.testing.assert_allclose(
+                t[k], j[k], rtol=RTOL, atol=ATOL,
+                err_msg=f"{name}: torch and jax parameters {k!r} differ after step {step + 1}",
+            )
+    # A test that both sides leave the parameters alone would pass vacuously.
+    for k in SHAPES:
+        assert not np.allclose(torch_steps[-1][k], params[k], rtol=1e-3, atol=1e-4), (name, k)
+
+
+@pytest.mark.parametrize("name", BASELINES + plugin_submissions_in_both_frameworks())
+def test_torch_and_jax_updates_agree(name: str) -> None:
+    source = find_submission(name)
+    missing = {"torch", "jax"} - set(source.frameworks)
+    if missing:
+        pytest.skip(f"{name} has no {', '.join(sorted(missing))} implementation yet")
+    hparams = parity_hparams(name)
+    params, grads = initial_params_and_grads()
+    torch_steps = run_torch(name, hparams, params, grads)
+    jax_steps = run_jax(name, hparams, params, grads)
+    assert_same_trajectory(name, torch_steps, jax_steps, params)
+
+
+def test_parity_hparams_cover_every_baseline_hyperparameter() -> None:
+    """A baseline that grows a hyperparameter gets a deliberate test value, not a silent default."""
+    tested = set(COMMON) | {k for v in OVERRIDES.values() for k in v}
+    for name in BASELINES:
+        space = SearchSpace.from_yaml(find_submission(name).search_space_path)
+        names = {p.name for p in space.params}
+        assert names <= tested, f"{name}: give {sorted(names - tested)} a value in COMMON/OVERRIDES"
+
+
+def test_loading_a_torch_py_submission_does_not_shadow_torch() -> None:
+    real_torch = sys.modules["torch"]
+    path_before = list(sys.path)
+    module = import_submission_file(find_submission("adamw"), "torch")
+    assert sys.modules["torch"] is real_torch
+    assert module is not real_torch and module.__name__ != "torch"
+    assert module.__name__.startswith("algoperf_plugins.")
+    assert sys.path == path_before
+    import torch as torch_again
+
+    assert torch_again is real_torch and hasattr(torch_again, "optim")
+
+
+def test_schedule_free_adamw_torch_and_jax_agree() -> None:
+    """The full-API example: schedulefree.AdamWScheduleFree vs optax.contrib.schedule_free_adamw,
+    both the train point y (the parameters while training) and the evaluated average x."""
+    source = find_submission("schedule_free_adamw")
+    hparams = parity_hparams("schedule_free_adamw")
+    params, grads = initial_params_and_grads()
+
+    torch_module = import_submission_file(source, "torch")
+    tensors = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in params.items()}
+    optimizer = torch_module.build_optimizer(list(tensors.values()), hparams, STEP_HINT)
+    jax_module = import_submission_file(source, "jax")
+    transformation = jax_module.build_optimizer(hparams, STEP_HINT)
+    arrays = {k: jnp.asarray(v) for k, v in params.items()}
+    state = transformation.init(arrays)
+
+    train_steps, eval_steps = [], []
+    for grad in grads:
+        optimizer.train()
+        for k, p in tensors.items():
+            p.grad = torch.tensor(grad[k])
+        optimizer.step()
+        train_steps.append({k: p.detach().numpy().copy() for k, p in tensors.items()})
+        optimizer.eval()
+        eval_steps.append({k: p.detach().numpy().copy() for k, p in tensors.items()})
+
+    jax_train, jax_eval = [], []
+    for grad in grads:
+        updates, state = transformation.update({k: jnp.asarray(v) for k, v in grad.items()},
+                                               state, arrays)
+        arrays = optax.apply_updates(arrays, updates)
+        jax_train.append({k: np.asarray(v) for k, v in arrays.items()})
+        eval_params = optax.contrib.schedule_free_eval_params(state, arrays)
+        jax_eval.append({k: np.asarray(v) for k, v in eval_params.items()})
+
+    assert_same_trajectory("schedule_free_adamw (y)", train_steps, jax_train, params)
+    assert_same_trajectory("schedule_free_adamw (x)", eval_steps, jax_eval, params)

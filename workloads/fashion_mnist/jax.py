@@ -1,0 +1,134 @@
+"""Fashion-MNIST in JAX/Flax: the same small ResNet as torch.py, layer for layer.
+
+Module names mirror the torch model's (`features.3.body.0`, `head`), so parameter names match
+its `named_parameters()`; initialisers reproduce torch's defaults, so both frameworks start from
+the same distribution. Inputs arrive NCHW (the shared pipeline) and are made NHWC here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from algoperf.frameworks.jax import JaxWorkload
+from algoperf.spec import Batch, ForwardPassMode
+
+from .workload import FashionMnistGeluWorkload, FashionMnistWorkload
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": jax.nn.relu,
+    "gelu": lambda x: jax.nn.gelu(x, approximate=True),  # torch's GELU(approximate="tanh")
+}
+# torch's default for Conv2d/Linear weights: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)).
+TORCH_DEFAULT_KERNEL = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+GROUP_NORM_EPS = 1e-5  # torch's default (flax's is 1e-6)
+
+
+def torch_default_bias(fan_in: int) -> nn.initializers.Initializer:
+    """torch's Linear bias default: U(±1/sqrt(fan_in))."""
+    bound = 1 / fan_in**0.5
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def conv(channels: int, name: str, stride: int = 1) -> nn.Conv:
+    return nn.Conv(
+        channels, (3, 3), strides=stride, padding=((1, 1), (1, 1)), use_bias=False,
+        kernel_init=TORCH_DEFAULT_KERNEL, name=name,
+    )
+
+
+def group_norm(name: str) -> nn.GroupNorm:
+    return nn.GroupNorm(num_groups=8, epsilon=GROUP_NORM_EPS, use_fast_variance=False, name=name)
+
+
+class ResidualBody(nn.Module):
+    """torch's `body` Sequential: conv(0) norm(1) act(2) conv(3) norm(4)."""
+
+    channels: int
+    activation: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = ACTIVATIONS[self.activation](group_norm("1")(conv(self.channels, "0")(x)))
+        return group_norm("4")(conv(self.channels, "3")(x))
+
+
+class ResidualBlock(nn.Module):
+    channels: int
+    activation: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        body = ResidualBody(self.channels, self.activation, name="body")
+        return ACTIVATIONS[self.activation](x + body(x))
+
+
+class Features(nn.Module):
+    """torch's `features` Sequential, numbered the same way (activations take an index too)."""
+
+    channels: tuple[int, ...]
+    activation: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        x = act(group_norm("1")(conv(self.channels[0], "0")(x)))  # index 2 is the activation
+        index = 3
+        for i, ch in enumerate(self.channels):
+            x = ResidualBlock(ch, self.activation, name=str(index))(x)
+            index += 1
+            if i + 1 < len(self.channels):
+                out = self.channels[i + 1]
+                x = act(group_norm(str(index + 1))(conv(out, str(index), stride=2)(x)))
+                index += 3
+        return x
+
+
+class SmallResNet(nn.Module):
+    """stem -> [residual block -> strided conv] per stage -> global average pool -> linear."""
+
+    channels: tuple[int, ...]
+    num_classes: int
+    activation: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC
+        x = Features(self.channels, self.activation, name="features")(x)
+        return nn.Dense(
+            self.num_classes, kernel_init=TORCH_DEFAULT_KERNEL,
+            bias_init=torch_default_bias(self.channels[-1]), name="head",
+        )(x.mean(axis=(1, 2)))
+
+
+class FashionMnistJaxWorkload(FashionMnistWorkload, JaxWorkload):
+    def build_model(self) -> nn.Module:
+        return SmallResNet(tuple(self.options["channels"]), self.num_classes, self.activation)
+
+    def init_inputs(self) -> jax.Array:
+        return jnp.zeros((1, 1, 28, 28), jnp.float32)
+
+    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
+        return self.random_batches(train, batch_size, seed)
+
+    def eval_batch_sums(self, params: Any, model_state: Any, batch: Batch) -> dict[str, jax.Array]:
+        logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
+        weights = batch["weights"]
+        correct = (logits.argmax(-1) == batch["targets"]).astype(jnp.float32)
+        return {
+            "loss": self.loss_fn(batch["targets"], logits, weights)["summed"],
+            self.metric_name: (correct * weights).sum(),
+            "count": weights.sum(),
+        }
+
+
+class FashionMnistGeluJaxWorkload(FashionMnistGeluWorkload, FashionMnistJaxWorkload):
+    pass
