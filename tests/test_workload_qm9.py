@@ -110,6 +110,18 @@ def test_cache_is_reused_and_rebuilt_when_corrupt_or_stale(workload, cache_root)
         assert data.load_graphs(max_molecules=SUBSET)[1]
 
 
+def test_batch_rows_are_seeded_epochs_of_a_permutation():
+    def take(seed, n=10):
+        stream = data.batch_rows(100, 32, seed)
+        return np.stack([next(stream) for _ in range(n)])
+
+    a, b, c = take(0), take(0), take(1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert len(np.unique(a[:3])) == 96  # 3 full batches of one epoch, no repeats; 4 dropped
+    assert not np.array_equal(a[:3], a[3:6])  # the next epoch is a new permutation
+
+
 def test_batches_have_static_shapes_and_are_deterministic(workload):
     w, splits = workload
     train = w.to_device(splits.train)

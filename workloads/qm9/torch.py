@@ -18,7 +18,14 @@ from torch.nn import functional as F
 from algoperf.frameworks.torch import TorchWorkload
 from algoperf.spec import Batch, ForwardPassMode
 
-from .workload import EDGE_FEATURES, MAX_NODES, NODE_FEATURES, Qm9MeanWorkload, Qm9Workload
+from .workload import (
+    EDGE_FEATURES,
+    MAX_NODES,
+    NODE_FEATURES,
+    Qm9MeanWorkload,
+    Qm9Workload,
+    batch_rows,
+)
 
 
 class GINELayer(nn.Module):
@@ -83,7 +90,10 @@ class Qm9TorchWorkload(Qm9Workload, TorchWorkload):
         return GINE(int(self.options["hidden"]), int(self.options["num_layers"]), self.readout)
 
     def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
-        return self.random_batches(train, batch_size, seed)
+        first = next(iter(train.values()))
+        for rows in batch_rows(len(first), batch_size, seed):
+            index = torch.from_numpy(rows).to(first.device)
+            yield {key: value.index_select(0, index) for key, value in train.items()}
 
     def model_fn(
         self,

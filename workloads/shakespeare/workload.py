@@ -52,6 +52,7 @@ TARGET_SETTING = """
 small (cpu profile): a reduced run of the procedure on the shared 2-core CPU (torch 2.13,
 1 thread per trial, other jobs running beside it):
     benchmarks/set_targets.py shakespeare --configs 4 --seeds 3 --threads 1 --step-hint 800
+        --eval-every 100 --decimals 2
   search, 800 steps each (cosine horizon = step_hint), evals every 100 steps; best validation
   nats/char: AdamW defaults (lr 3e-3, 1-b1 0.1, b2 0.999, wd 0.05, warmup 5%) 1.873;
   lr 2.8e-3, 1-b1 0.07, b2 0.99, wd 0.015: 1.909; lr 2.8e-4 with label smoothing 0.1: 2.409;
@@ -59,6 +60,10 @@ small (cpu profile): a reduced run of the procedure on the shared 2-core CPU (to
   defaults over 3 seeds: 1.873, 1.858, 1.862; median 1.862, +1% and rounded up: target 1.89.
   All 3 seeds reach 1.89 at step 700 of 800, in 218, 129 and 140 s of submission time
   (median step 200 ms on one contended thread): budget 3 x 140 s = 420 s; step_hint 800.
+  On an idle moment of the same machine a step takes 91 ms on 1 thread and 56 ms on 2
+  (700 steps: about 40 s), an eval 0.55 s / 0.30 s (about 5% of the time at 100-step evals);
+  under load, 2 threads were 3-5x slower than 1 (oversubscription), so the budget stays the
+  loaded 1-thread figure until it is re-measured on an idle machine with --threads 2.
 postnorm variant: see ShakespearePostNormWorkload.TARGET_SETTING.
 large (h100 profile): NOT measured (no GPU was available when the workload was added). The
   model is nanoGPT's Shakespeare-character configuration (6 x 384, 6 heads, context 256);
