@@ -17,6 +17,7 @@ USAGE = """usage: algoperf COMMAND [...]
   sweep workloads=[..] submissions=[..] a leaderboard sweep (each trial in its own process)
   score RESULTS_DIR [--out DIR] [--measure time|steps]
   new-submission NAME [--dir DIR]       copy the template to start a submission
+  set-targets WORKLOAD [hardware=...]   target-setting procedure: tune, repeat, set target/budget
 """
 
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": cmd_sweep,
         "score": cmd_score,
         "new-submission": cmd_new_submission,
+        "set-targets": cmd_set_targets,
     }
     if command not in commands:
         from algoperf.errors import did_you_mean
@@ -190,6 +192,21 @@ def cmd_score(args: list[str]) -> int:
     if leaderboard_md:
         print()
         print(open(leaderboard_md).read())
+    return 0
+
+
+def cmd_set_targets(args: list[str]) -> int:
+    from algoperf.targets import main as set_targets
+
+    # Accept the Hydra-style `hardware=h100` of the other commands as well as `--hardware h100`.
+    argv = []
+    for item in args:
+        key, sep, value = item.partition("=")
+        if sep and not item.startswith("-"):
+            argv += [f"--{key.replace('_', '-')}", value]
+        else:
+            argv.append(item)
+    set_targets(argv)
     return 0
 
 

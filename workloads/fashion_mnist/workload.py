@@ -8,7 +8,7 @@ Files are read from, in order: `$ALGOPERF_DATA/fashion_mnist/`, then Debian's pa
 `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist/`).
 
 Target and budget (`small` size, `cpu` profile, 2-core CPU, torch 2.13):
-see TARGET_SETTING below; the figures were measured with `benchmarks/set_targets.py`.
+see TARGET_SETTING below; the figures were measured by AdamW runs (see below).
 """
 
 from __future__ import annotations

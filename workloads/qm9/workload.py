@@ -74,7 +74,7 @@ EDGE_FEATURES = len(BOND_TYPES) + 2
 TARGET_SETTING = """
 small (cpu profile): a reduced run of the procedure on the shared 2-core CPU (torch 2.13,
 1 thread per trial, other jobs running beside it):
-    benchmarks/set_targets.py qm9 --configs 4 --seeds 3 --threads 1 --step-hint 3000
+    algoperf set-targets qm9 --configs 4 --seeds 3 --threads 1 --step-hint 3000
         --eval-every 500 --decimals 2
   search, 3000 steps each (cosine horizon = step_hint), best validation MAE (eV): AdamW
   defaults (lr 3e-3, 1-b1 0.1, b2 0.999, wd 0.05, warmup 5%) 0.2062; lr 2.8e-3, 1-b1 0.07,
@@ -95,7 +95,7 @@ small (cpu profile): a reduced run of the procedure on the shared 2-core CPU (to
 mean variant: see Qm9MeanWorkload.TARGET_SETTING.
 large (h100 profile): NOT measured (no GPU was available when the workload was added);
   target 0.15 eV and step_hint 30000 (about 35 epochs of the full train split at batch 128)
-  are estimates to be replaced by a run of set_targets.py there.
+  are estimates to be replaced by a run of `algoperf set-targets` there.
 """
 
 
@@ -426,7 +426,7 @@ class Qm9MeanWorkload(Qm9Workload):
     variant = "mean"
     readout = "mean"
     TARGET_SETTING = """
-    small: benchmarks/set_targets.py qm9_mean --configs 1 --seeds 3 --threads 1
+    small: algoperf set-targets qm9_mean --configs 1 --seeds 3 --threads 1
       --step-hint 3000 --eval-every 500 (the AdamW defaults only, 3 seeds): best validation
       MAE 0.2102, 0.2093, 0.2094 eV; median 0.2094, +1% and rounded up to 0.01 eV: target 0.22.
       All seeds reach it at step 2500, in 55, 57 and 61 s (median step 23 ms, one thread):

@@ -51,7 +51,7 @@ SPLIT_SEED = 1623  # the First Folio: fixed, never a trial seed
 TARGET_SETTING = """
 small (cpu profile): a reduced run of the procedure on the shared 2-core CPU (torch 2.13,
 1 thread per trial, other jobs running beside it):
-    benchmarks/set_targets.py shakespeare --configs 4 --seeds 3 --threads 1 --step-hint 800
+    algoperf set-targets shakespeare --configs 4 --seeds 3 --threads 1 --step-hint 800
         --eval-every 100 --decimals 2
   search, 800 steps each (cosine horizon = step_hint), evals every 100 steps; best validation
   nats/char: AdamW defaults (lr 3e-3, 1-b1 0.1, b2 0.999, wd 0.05, warmup 5%) 1.873;
@@ -67,7 +67,7 @@ small (cpu profile): a reduced run of the procedure on the shared 2-core CPU (to
 postnorm variant: see ShakespearePostNormWorkload.TARGET_SETTING.
 large (h100 profile): NOT measured (no GPU was available when the workload was added). The
   model is nanoGPT's Shakespeare-character configuration (6 x 384, 6 heads, context 256);
-  target 1.40 and step_hint 5000 are estimates to be replaced by a run of set_targets.py there.
+  target 1.40 and step_hint 5000 are estimates to be replaced by a run of `algoperf set-targets` there.
 """
 
 
@@ -238,7 +238,7 @@ class ShakespearePostNormWorkload(ShakespeareWorkload):
     variant = "postnorm"
     pre_norm = False
     TARGET_SETTING = """
-    small: benchmarks/set_targets.py shakespeare_postnorm --configs 1 --seeds 3 --threads 1
+    small: algoperf set-targets shakespeare_postnorm --configs 1 --seeds 3 --threads 1
       --step-hint 800 (the AdamW defaults only, 3 seeds, 800 steps): best validation 1.917,
       1.887, 1.892; median 1.892, +1% and rounded up: target 1.92. Seeds reach it at steps
       800, 700, 700, in 126, 93 and 104 s (median step 148 ms, one thread, a less loaded

@@ -10,7 +10,7 @@
    submission time to target; budget = `--budget-factor` x median time, and the suggested
    step_hint = median steps to target.
 
-    .venv/bin/python benchmarks/set_targets.py shakespeare --configs 4 --seeds 3 --threads 1
+    .venv/bin/algoperf set-targets shakespeare --configs 4 --seeds 3 --threads 1
 
 Trials run in this process through `algoperf.runner.run_trial` (results under
 `--results-dir`, resumable: complete trials are reused). The figures are printed at the end
@@ -71,7 +71,7 @@ def loosened_target(median: float, loosen: float, decimals: int, higher_is_bette
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="algoperf set-targets", description=__doc__.split("\n")[0])
     parser.add_argument("workload")
     parser.add_argument("--submission", default="adamw")
     parser.add_argument("--framework", default="torch")
