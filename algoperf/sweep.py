@@ -189,8 +189,6 @@ def run_job(cfg: Any) -> int:
     )
     if store.is_complete(directory):
         return 0
-    if (directory / store.RUNNING_NAME).exists() and _pid_alive(directory / store.RUNNING_NAME):
-        return EXIT_CLAIMED  # another live sweep runs it (its claim guarantees no double run)
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra")]
     command = [sys.executable, "-m", "algoperf.cli", "run", *overrides, "progress=false"]
     directory.mkdir(parents=True, exist_ok=True)
@@ -230,14 +228,6 @@ def trial_limits(cfg: Any) -> Limits:
     wall = float(watchdog.get("wall_time_factor", 3.0)) * budget + float(watchdog.get("grace_s", 300))
     memory = watchdog.get("memory_limit_gib")
     return Limits(wall_time_s=wall, memory_gib=float(memory) if memory else None)
-
-
-def _pid_alive(marker: Path) -> bool:
-    try:
-        os.kill(int(marker.read_text().strip()), 0)
-        return True
-    except (ValueError, OSError):
-        return False
 
 
 def _die_with_parent() -> None:

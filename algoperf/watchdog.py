@@ -52,7 +52,8 @@ def tree_rss_bytes(pid: int) -> int:
 def run_watched(command: list[str], log_path: Path, limits: Limits, env: dict[str, str],
                 preexec_fn=None, poll_s: float = 0.25) -> Outcome:
     start = time.monotonic()
-    with open(log_path, "w") as log:
+    # Append: a trial another live sweep holds (the child then exits at once) keeps its log.
+    with open(log_path, "a") as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                  preexec_fn=preexec_fn)
         try:

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWEEP="${SWEEP:-demo}"
+# Build the QM9 graph cache once (RDKit, ~2-3 minutes) before trials start needing it.
+.venv/bin/python -c "from algoperf.plugins import workload_class as w; w('qm9', 'torch')().load_splits()"
 .venv/bin/algoperf sweep \
   workloads=[fashion_mnist,shakespeare,qm9] \
   submissions=[adamw,nadamw,lion,lamb,sgd_nesterov] \

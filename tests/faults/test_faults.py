@@ -90,8 +90,9 @@ def test_healthy_trial_in_the_same_sweep_still_runs(tmp_path, run_log):
 
 
 def test_sigkill_of_the_sweep_then_resume(tmp_path, run_log):
-    args = sweep_cmd(tmp_path, "killed", trials=3, n_jobs=2, max_submission_time_s=3,
-                     eval_every_steps=5, **{"hparams.fail_in": "none"})
+    # Slow evals (0.3 s each, every 5 steps) stretch each trial over a few seconds.
+    args = sweep_cmd(tmp_path, "killed", trials=3, n_jobs=2, eval_every_steps=5,
+                     **{"hparams.fail_in": "none"})
     args[1] = "workloads=[toy_slow_eval]"
     proc = subprocess.Popen([sys.executable, "-m", "algoperf.cli", *args], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -111,7 +112,8 @@ def test_sigkill_of_the_sweep_then_resume(tmp_path, run_log):
     assert len(keys) == 3 and max(keys.values()) == 1
     # Completed trials are never redone: the run log holds one line per trial at most,
     # except the one(s) interrupted mid-way, which ran again.
-    assert len(run_log.read_text().splitlines()) <= 3 + 2
+    runs = run_log.read_text().splitlines() if run_log.exists() else []
+    assert len(runs) <= 3 + 2
 
 
 def test_two_sweeps_on_one_results_folder(tmp_path, run_log):
