@@ -13,4 +13,4 @@ test: setup
 	bash scripts/test.sh
 
 lint: setup
-	.venv/bin/ruff check algoperf workloads submissions tests benchmarks
+	.venv/bin/ruff check algoperf workloads submissions tests benchmarks && .venv/bin/ruff format --check algoperf workloads submissions tests benchmarks

@@ -16,7 +16,9 @@ def _say(ok: bool, message: str) -> None:
 
 
 def check_submission(
-    name_or_path: str, framework: str | None = None, workload: str = "fashion_mnist",
+    name_or_path: str,
+    framework: str | None = None,
+    workload: str = "fashion_mnist",
     run_step: bool = True,
 ) -> bool:
     """Print a line per check; True when everything passed. Stops before the step on any failure."""
@@ -26,8 +28,11 @@ def check_submission(
     try:
         space = SearchSpace.from_yaml(source.search_space_path)
         defaults = space.defaults()
-        _say(True, f"search space: {len(space.params)} hyperparameters "
-                   f"({len(space.tunable)} tuned), defaults {defaults}")
+        _say(
+            True,
+            f"search space: {len(space.params)} hyperparameters "
+            f"({len(space.tunable)} tuned), defaults {defaults}",
+        )
     except AlgoperfError as e:
         _say(False, f"search space: {e}")
         return False
@@ -57,19 +62,30 @@ def _one_step(folder: Path, framework: str, workload: str) -> bool:
     from algoperf.runner import TrialConfig, run_trial
 
     # A profile of its own: the check must not depend on any hardware profile's workload list.
-    hardware = {"name": "check", "workloads": {workload: {
-        "size": "small", "max_submission_time_s": 600, "eval_every_steps": 10**9}}}
+    hardware = {
+        "name": "check",
+        "workloads": {workload: {"size": "small", "max_submission_time_s": 600, "eval_every_steps": 10**9}},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrialConfig(
-            workload=workload, submission=str(folder), framework=framework, hardware=hardware,
-            results_dir=tmp, sweep="check", max_steps=2, eval_every_steps=10**9,
+            workload=workload,
+            submission=str(folder),
+            framework=framework,
+            hardware=hardware,
+            results_dir=tmp,
+            sweep="check",
+            max_steps=2,
+            eval_every_steps=10**9,
         )
         record = run_trial(cfg, progress=False)
     if record["status"] == "failed":
         _say(False, f"[{framework}] two training steps on {workload} failed:\n{record['error']}")
         return False
-    _say(True, f"[{framework}] two training steps on {workload} ran "
-               f"({record['submission_time_s']:.2f} s, status {record['status']})")
+    _say(
+        True,
+        f"[{framework}] two training steps on {workload} ran "
+        f"({record['submission_time_s']:.2f} s, status {record['status']})",
+    )
     return True
 
 
@@ -79,6 +95,7 @@ def new_submission(name: str, directory: str = "submissions") -> Path:
     target = Path(directory) / name
     if target.exists():
         raise AlgoperfError(f"{target} already exists; pick another name or delete it.")
-    shutil.copytree(REPO_ROOT / "submissions" / "template", target,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO_ROOT / "submissions" / "template", target, ignore=shutil.ignore_patterns("__pycache__")
+    )
     return target

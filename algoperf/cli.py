@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     if command not in commands:
         from algoperf.errors import did_you_mean
 
-        print(f"error: unknown command {command!r}." + did_you_mean(command, commands), file=sys.stderr)
+        print(
+            f"error: unknown command {command!r}." + did_you_mean(command, commands),
+            file=sys.stderr,
+        )
         print(USAGE, file=sys.stderr)
         return 2
     try:
@@ -118,9 +121,8 @@ def trial_config_from(cfg: Any):
 def cmd_run(args: list[str]) -> int:
     from algoperf.config import compose
     from algoperf.loggers import make_callbacks
-    from algoperf.runner import run_trial
-
     from algoperf.results import TrialClaimed
+    from algoperf.runner import run_trial
     from algoperf.sweep import EXIT_CLAIMED
 
     cfg = compose(args)
@@ -151,8 +153,8 @@ def print_summary(record: dict[str, Any]) -> None:
             f"{record['steps_to_target']} steps"
         )
     lines += [
-        f"  submission time  {record['submission_time_s']:.1f} s of {record['max_submission_time_s']:.0f} s budget"
-        f" ({record['global_steps']} steps)",
+        f"  submission time  {record['submission_time_s']:.1f} s of "
+        f"{record['max_submission_time_s']:.0f} s budget ({record['global_steps']} steps)",
         f"  eval time        {record['eval_time_s']:.1f} s (untimed), wall {record['wall_time_s']:.1f} s",
         f"  hparams    {json.dumps(record['hparams'])}",
     ]
@@ -176,16 +178,20 @@ def cmd_score(args: list[str]) -> int:
     parser.add_argument("--measure", choices=["time", "steps"], default="time")
     parser.add_argument("--tau-max", type=float, default=4.0)
     parser.add_argument("--reference", default="adamw")
-    parser.add_argument("--verify", action="store_true",
-                        help="flag records whose submission or workload code has changed since")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="flag records whose submission or workload code has changed since",
+    )
     ns = parser.parse_args(args)
     if ns.verify:
         from algoperf.verify import verify_records
 
         if not verify_records(ns.results_dir):
             return 1
-    written = write_report(ns.results_dir, ns.out, measure=ns.measure, tau_max=ns.tau_max,
-                           reference=ns.reference)
+    written = write_report(
+        ns.results_dir, ns.out, measure=ns.measure, tau_max=ns.tau_max, reference=ns.reference
+    )
     for path in written.values():
         print(path)
     leaderboard_md = next((p for p in written.values() if str(p).endswith(".md")), None)

@@ -120,7 +120,7 @@ def workload_class(name: str, framework: str) -> type[Workload]:
     if framework not in entry["frameworks"]:
         raise AlgoperfError(
             f"workload {name!r} has no {framework} implementation "
-            f"(it has: {', '.join(entry['frameworks']) or 'none'}). Use framework=" 
+            f"(it has: {', '.join(entry['frameworks']) or 'none'}). Use framework="
             + (entry["frameworks"][0] if entry["frameworks"] else "...")
             + "."
         )

@@ -146,9 +146,7 @@ def _hardware_line(scores: scoring.Scores) -> str:
 def _studies_line(scores: scoring.Scores) -> str:
     counts = scores.workloads["num_studies"]
     counts = counts[counts > 0]
-    studies = (
-        f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
-    )
+    studies = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
     return f"{studies} studies per submission and workload, {scores.num_trials} trials"
 
 
@@ -233,9 +231,7 @@ def leaderboard_markdown(scores: scoring.Scores) -> str:
             lines += [f"## {title}", ""]
         header, table = _table_rows(scores, rows)
         lines.append("| " + " | ".join(header) + " |")
-        lines.append(
-            "|" + "|".join("---:" if i in (0, 3) else "---" for i in range(len(header))) + "|"
-        )
+        lines.append("|" + "|".join("---:" if i in (0, 3) else "---" for i in range(len(header))) + "|")
         for cells in table:
             texts = [c.markdown() if isinstance(c, Cell) else str(c) for c in cells]
             lines.append("| " + " | ".join(t.replace("|", "\\|") for t in texts) + " |")
@@ -292,9 +288,7 @@ def plot_profiles(scores: scoring.Scores, styles: dict[str, dict[str, Any]]) -> 
     groups = _groups(scores)
     most = max(len(rows) for _, rows in groups)
     legend_columns = 1 if most <= 12 else 2
-    fig = Figure(
-        figsize=(8.0 + 2.6 * legend_columns, 4.3 * len(groups)), dpi=DPI, layout="constrained"
-    )
+    fig = Figure(figsize=(8.0 + 2.6 * legend_columns, 4.3 * len(groups)), dpi=DPI, layout="constrained")
     axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
     xlabel = "τ (ratio to best time)" if scores.measure == "time" else "τ (ratio to fewest steps)"
     for ax, (group, rows) in zip(axes, groups, strict=True):
@@ -359,9 +353,7 @@ def best_trial_evals(results: Results, scores: scoring.Scores) -> pd.DataFrame:
     return evals.merge(keys, on=list(TRIAL_KEYS), how="inner")
 
 
-def plot_curves(
-    results: Results, scores: scoring.Scores, styles: dict[str, dict[str, Any]]
-) -> Figure:
+def plot_curves(results: Results, scores: scoring.Scores, styles: dict[str, dict[str, Any]]) -> Figure:
     """Validation metric against time (or steps) of each competitor's best trial, per workload."""
     names = scores.workload_names
     columns = min(2, len(names))
@@ -409,10 +401,7 @@ def plot_curves(
         ax.set_xlabel(x_label)
         ax.set_title(workload, loc="left", fontweight="bold")
         _style_axes(ax)
-    handles = [
-        Line2D([], [], linewidth=1.8, label=competitor, **styles[competitor])
-        for competitor in order
-    ]
+    handles = [Line2D([], [], linewidth=1.8, label=competitor, **styles[competitor]) for competitor in order]
     spare = axes[len(names) :]
     for ax in spare:
         ax.set_axis_off()
@@ -435,8 +424,7 @@ def plot_curves(
             fontsize=9,
         )
     fig.suptitle(
-        "Validation curves of each submission's best trial (fastest to target, "
-        "else best validation metric)",
+        "Validation curves of each submission's best trial (fastest to target, else best validation metric)",
         x=0.01,
         ha="left",
         fontsize=11,

@@ -282,9 +282,7 @@ def load(path: str | Path) -> Results:
     """Load every complete trial under `path` (any level of the results tree)."""
     path = Path(path)
     if not path.exists():
-        raise AlgoperfError(
-            f"results folder {path} does not exist. Run a sweep first, or check the path."
-        )
+        raise AlgoperfError(f"results folder {path} does not exist. Run a sweep first, or check the path.")
     rows: list[dict[str, Any]] = []
     eval_texts: list[tuple[dict[str, Any], str]] = []
     skipped: list[str] = []
@@ -314,8 +312,9 @@ def load(path: str | Path) -> Results:
     return Results(trials=trials, evals=_read_evals(eval_texts), skipped=skipped)
 
 
-def write_failure_record(directory: str | Path, cfg: Any, submission: str, error: str,
-                         status: str = "failed") -> Path:
+def write_failure_record(
+    directory: str | Path, cfg: Any, submission: str, error: str, status: str = "failed"
+) -> Path:
     """Record a trial whose process died before writing its own record (crash, kill, OOM)."""
     import datetime as dt
 

@@ -7,11 +7,27 @@ from typing import Any
 from algoperf.spec import Workload
 
 # What a submission may read from the workload: the training-side interface of DESIGN.md.
-VISIBLE = frozenset({
-    "name", "full_name", "variant", "framework", "size", "options", "loss_type",
-    "default_batch_size", "step_hint", "num_train_examples", "param_types", "param_shapes",
-    "model_fn", "loss_fn", "init_model_fn", "metric_name", "metric_higher_is_better",
-})
+VISIBLE = frozenset(
+    {
+        "name",
+        "full_name",
+        "variant",
+        "framework",
+        "size",
+        "options",
+        "loss_type",
+        "default_batch_size",
+        "step_hint",
+        "num_train_examples",
+        "param_types",
+        "param_shapes",
+        "model_fn",
+        "loss_fn",
+        "init_model_fn",
+        "metric_name",
+        "metric_higher_is_better",
+    }
+)
 
 
 class RuleViolation(Exception):
@@ -32,15 +48,12 @@ def WorkloadView(workload: Workload) -> Any:  # noqa: N802 (reads as a type at c
         def __getattr__(self, name: str) -> Any:
             if name not in VISIBLE:
                 raise AttributeError(
-                    f"workload.{name} is not available to submissions (visible: "
-                    f"{', '.join(sorted(VISIBLE))})"
+                    f"workload.{name} is not available to submissions (visible: {', '.join(sorted(VISIBLE))})"
                 )
             return getattr(workload, name)
 
         def __setattr__(self, name: str, value: Any) -> None:
-            raise AttributeError(
-                "the workload is fixed by the benchmark; a submission cannot change it"
-            )
+            raise AttributeError("the workload is fixed by the benchmark; a submission cannot change it")
 
         def __repr__(self) -> str:
             return f"<workload {workload.full_name} (submission view)>"

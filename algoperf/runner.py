@@ -15,11 +15,9 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from algoperf import results as store
-from algoperf.errors import AlgoperfError
 from algoperf.hardware import fingerprint, workload_settings
 from algoperf.plugins import (
     find_submission,
@@ -98,7 +96,12 @@ def run_trial(
     cls = workload_class(cfg.workload, cfg.framework)
     settings = workload_settings(cfg.hardware, cfg.workload, cfg.framework)
     directory = store.trial_dir(
-        cfg.results_dir, cfg.sweep, source.name, cfg.workload, cfg.framework, cfg.study,
+        cfg.results_dir,
+        cfg.sweep,
+        source.name,
+        cfg.workload,
+        cfg.framework,
+        cfg.study,
         cfg.trial if cfg.trial is not None else 0,
     )
     if store.is_complete(directory) and not cfg.overwrite:
@@ -106,8 +109,9 @@ def run_trial(
     with store.claim(directory):
         if store.is_complete(directory) and not cfg.overwrite:  # finished while we waited
             return store.read_record(directory / store.RECORD_NAME)
-        return _run_claimed(cfg, source, cls, settings, directory, progress, callbacks,
-                            started_at, wall_start)
+        return _run_claimed(
+            cfg, source, cls, settings, directory, progress, callbacks, started_at, wall_start
+        )
 
 
 def _run_claimed(cfg, source, cls, settings, directory, progress, callbacks, started_at, wall_start):
@@ -176,8 +180,21 @@ def _run_claimed(cfg, source, cls, settings, directory, progress, callbacks, sta
     emit = _emitter(callbacks)
     emit("start", {"config": cfg, "record": record, "directory": directory})
     try:
-        _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_steps,
-               eval_period_s, trial_seed, progress, emit)
+        _train(
+            cfg,
+            fw,
+            cls,
+            settings,
+            source,
+            record,
+            log,
+            budget_s,
+            eval_every_steps,
+            eval_period_s,
+            trial_seed,
+            progress,
+            emit,
+        )
     except Exception as e:  # a failing submission is a result, not a crash of the harness
         record["status"] = "failed"
         record["error"] = "".join(traceback.format_exception(type(e), e, e.__traceback__))
@@ -198,15 +215,30 @@ def _emitter(callbacks):
     return emit
 
 
-def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_steps,
-           eval_period_s, trial_seed, progress, emit) -> None:
+def _train(
+    cfg,
+    fw,
+    cls,
+    settings,
+    source,
+    record,
+    log,
+    budget_s,
+    eval_every_steps,
+    eval_period_s,
+    trial_seed,
+    progress,
+    emit,
+) -> None:
     """The trial proper; fills `record` in place so a failure keeps everything measured so far."""
     submission = load_submission(source, cfg.framework)
     record["submission_sha256"] = submission.sha256
     workload = cls(size=settings.size, data_dir=cfg.data_dir)
     if cfg.step_hint:
-        workload.sizes = {**cls.sizes, settings.size: dataclasses.replace(
-            cls.sizes[settings.size], step_hint=int(cfg.step_hint))}
+        workload.sizes = {
+            **cls.sizes,
+            settings.size: dataclasses.replace(cls.sizes[settings.size], step_hint=int(cfg.step_hint)),
+        }
     record["step_hint"] = workload.step_hint
     splits = workload.load_splits()
     train = workload.to_device(splits.train)
@@ -216,7 +248,8 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
 
     params, model_state = workload.init_model_fn(derive_seed(trial_seed, "model"))
     batch_size = (
-        submission.get_batch_size(workload.full_name) if submission.get_batch_size
+        submission.get_batch_size(workload.full_name)
+        if submission.get_batch_size
         else workload.default_batch_size
     )
     record["batch_size"] = int(batch_size)
@@ -226,8 +259,11 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
     view = WorkloadView(workload)  # what the submission may see of the workload
     update_seed = derive_seed(trial_seed, "update")
     optimizer_state = submission.init_optimizer_state(
-        workload=view, model_params=params, model_state=model_state,
-        hyperparameters=hyperparameters, rng=fw.step_rng(update_seed, -1),
+        workload=view,
+        model_params=params,
+        model_state=model_state,
+        hyperparameters=hyperparameters,
+        rng=fw.step_rng(update_seed, -1),
     )
     param_types = workload.param_types
     compile_start = fw.compile_time_s()
@@ -251,10 +287,15 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
         if submission.prepare_for_eval is not None:
             start = time.perf_counter()
             optimizer_state, params, model_state = submission.prepare_for_eval(
-                workload=view, current_param_container=params, current_params_types=param_types,
-                model_state=model_state, hyperparameters=hyperparameters,
-                loss_type=workload.loss_type, optimizer_state=optimizer_state,
-                eval_results=eval_results, global_step=global_step,
+                workload=view,
+                current_param_container=params,
+                current_params_types=param_types,
+                model_state=model_state,
+                hyperparameters=hyperparameters,
+                loss_type=workload.loss_type,
+                optimizer_state=optimizer_state,
+                eval_results=eval_results,
+                global_step=global_step,
                 rng=fw.step_rng(update_seed, global_step),
             )
             fw.sync(params, optimizer_state)
@@ -264,7 +305,8 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
         validation = workload.eval_metrics(params, model_state, eval_splits["validation"])
         test = (
             workload.eval_metrics(params, model_state, eval_splits["test"])
-            if final or settings.eval_test == "every" else None
+            if final or settings.eval_test == "every"
+            else None
         )
         eval_time_s += time.perf_counter() - start
         metric = float(validation[workload.metric_name])
@@ -296,8 +338,11 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
         bar.step(global_step, submission_time_s, force=True)
         if not (math.isfinite(metric) and math.isfinite(validation["loss"])):
             return "diverged"
-        if (workload.has_reached_target(metric) and submission_time_s <= budget_s
-                and record["time_to_target_s"] is None):
+        if (
+            workload.has_reached_target(metric)
+            and submission_time_s <= budget_s
+            and record["time_to_target_s"] is None
+        ):
             record["time_to_target_s"] = submission_time_s
             record["steps_to_target"] = global_step
             if cfg.stop_at_target:
@@ -309,16 +354,26 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
         while status is None:
             start = time.perf_counter()
             batch = submission.data_selection(
-                workload=view, input_queue=input_queue, optimizer_state=optimizer_state,
-                current_param_container=params, model_state=model_state,
-                hyperparameters=hyperparameters, global_step=global_step,
+                workload=view,
+                input_queue=input_queue,
+                optimizer_state=optimizer_state,
+                current_param_container=params,
+                model_state=model_state,
+                hyperparameters=hyperparameters,
+                global_step=global_step,
                 rng=fw.step_rng(update_seed, 2 * global_step),
             )
             optimizer_state, params, model_state = submission.update_params(
-                workload=view, current_param_container=params, current_params_types=param_types,
-                model_state=model_state, hyperparameters=hyperparameters, batch=batch,
-                loss_type=workload.loss_type, optimizer_state=optimizer_state,
-                eval_results=eval_results, global_step=global_step,
+                workload=view,
+                current_param_container=params,
+                current_params_types=param_types,
+                model_state=model_state,
+                hyperparameters=hyperparameters,
+                batch=batch,
+                loss_type=workload.loss_type,
+                optimizer_state=optimizer_state,
+                eval_results=eval_results,
+                global_step=global_step,
                 rng=fw.step_rng(update_seed, 2 * global_step + 1),
             )
             fw.sync(params, optimizer_state)
@@ -335,12 +390,14 @@ def _train(cfg, fw, cls, settings, source, record, log, budget_s, eval_every_ste
                 train_loss_sum += loss
                 train_loss_count += 1
             due = (
-                global_step - last_eval_step >= eval_every_steps if eval_every_steps
+                global_step - last_eval_step >= eval_every_steps
+                if eval_every_steps
                 else submission_time_s - last_eval_time_s >= eval_period_s
             )
             if submission_time_s >= budget_s or (cfg.max_steps and global_step >= cfg.max_steps):
                 status = evaluate(final=True) or (
-                    "reached" if record["time_to_target_s"] is not None else "budget_exhausted")
+                    "reached" if record["time_to_target_s"] is not None else "budget_exhausted"
+                )
             elif due:
                 status = evaluate(final=False)
             bar.step(global_step, submission_time_s)

@@ -348,10 +348,7 @@ def _score_group(
     statuses_by_pair = status_counts(trials).to_dict()
     no_studies = studies.iloc[:0]
     values = [
-        [
-            studies_by_pair.get((name, w), no_studies)["value"].to_numpy(float)
-            for w in workload_names
-        ]
+        [studies_by_pair.get((name, w), no_studies)["value"].to_numpy(float) for w in workload_names]
         for name in names
     ]
     times = np.array([[median_over_studies(v) for v in row] for row in values])
@@ -375,9 +372,7 @@ def _score_group(
             "score": float(points[i]),
             "score_ci_low": float(ci_low[i]),
             "score_ci_high": float(ci_high[i]),
-            "speedup_vs_reference": math.nan
-            if ref is None
-            else geometric_mean_speedup(times[i], times[ref]),
+            "speedup_vs_reference": math.nan if ref is None else geometric_mean_speedup(times[i], times[ref]),
             "reference": None if ref is None else names[ref],
             "workloads_reached": int(np.isfinite(times[i]).sum()),
             "num_workloads": len(workload_names),

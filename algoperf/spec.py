@@ -194,9 +194,7 @@ class Workload(abc.ABC):
         """Read the dataset and split it deterministically (the split never depends on a trial seed)."""
 
     @abc.abstractmethod
-    def train_batches(
-        self, train: dict[str, Any], batch_size: int, seed: int
-    ) -> Iterator[Batch]:
+    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
         """Endless stream of training batches, deterministic given `seed`.
 
         `train` holds the train split as framework arrays already on the device, so slicing
@@ -326,7 +324,8 @@ def signature_problem(fn: Any, expected: list[str]) -> str | None:
     extra = [
         name
         for name, p in params.items()
-        if name not in expected and p.default is inspect.Parameter.empty
+        if name not in expected
+        and p.default is inspect.Parameter.empty
         and p.kind not in (inspect.Parameter.VAR_POSITIONAL,)
     ]
     if missing or extra:

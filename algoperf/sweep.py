@@ -40,7 +40,9 @@ def plan(args: list[str]) -> tuple[dict[str, Any], list[str]]:
     for item in args:
         key, _, value = item.partition("=")
         if key in SWEEP_KEYS:
-            sweep[key] = _parse_list(value) if key in ("workloads", "submissions", "frameworks") else int(value)
+            sweep[key] = (
+                _parse_list(value) if key in ("workloads", "submissions", "frameworks") else int(value)
+            )
         elif key in ("workload", "submission", "framework", "study", "trial"):
             raise AlgoperfError(
                 f"`{key}=` is chosen per trial by the sweep; use `{key}s=[...]`"
@@ -95,8 +97,11 @@ def run_sweep_cli(args: list[str]) -> int:
     # default the sweep runs as many trials side by side as the cores allow.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = cfg.threads or cfg.hardware.get("threads_per_trial")
-    n_jobs = sweep.get("n_jobs") or _launcher_jobs(launcher_overrides) or (
-        max(1, cores // int(threads)) if threads else 1)
+    n_jobs = (
+        sweep.get("n_jobs")
+        or _launcher_jobs(launcher_overrides)
+        or (max(1, cores // int(threads)) if threads else 1)
+    )
     threads = int(threads or max(1, cores // n_jobs))
     if not any(a.startswith("threads=") for a in trial_overrides):
         trial_overrides.append(f"threads={threads}")
@@ -111,8 +116,11 @@ def run_sweep_cli(args: list[str]) -> int:
     sweep_name = str(cfg.sweep)
     expected = [
         store.trial_dir(results_dir, sweep_name, sources[s].name, w, fw, study, trial)
-        for s in sweep["submissions"] for w in sweep["workloads"] for fw in sweep["frameworks"]
-        for study in range(num_studies) for trial in range(num_trials)
+        for s in sweep["submissions"]
+        for w in sweep["workloads"]
+        for fw in sweep["frameworks"]
+        for study in range(num_studies)
+        for trial in range(num_trials)
     ]
     print(
         f"sweep {sweep_name!r}: {len(sweep['submissions'])} submission(s) x {len(sweep['workloads'])} "
@@ -184,7 +192,12 @@ def run_job(cfg: Any) -> int:
 
     source = find_submission(str(cfg.submission))
     directory = store.trial_dir(
-        cfg.results_dir, cfg.sweep, source.name, cfg.workload, cfg.framework, cfg.study,
+        cfg.results_dir,
+        cfg.sweep,
+        source.name,
+        cfg.workload,
+        cfg.framework,
+        cfg.study,
         cfg.trial if cfg.trial is not None else 0,
     )
     if store.is_complete(directory):
@@ -193,8 +206,11 @@ def run_job(cfg: Any) -> int:
     command = [sys.executable, "-m", "algoperf.cli", "run", *overrides, "progress=false"]
     directory.mkdir(parents=True, exist_ok=True)
     outcome = run_watched(
-        command, directory / "trial.log", trial_limits(cfg),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent,
+        command,
+        directory / "trial.log",
+        trial_limits(cfg),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_die_with_parent,
     )
     if outcome.returncode == EXIT_CLAIMED or store.is_complete(directory):
         return outcome.returncode
@@ -210,8 +226,9 @@ def run_job(cfg: Any) -> int:
         reason = f"trial process killed by signal {signal.Signals(-outcome.returncode).name}"
     else:
         status, reason = "failed", f"trial process exited with code {outcome.returncode}"
-    store.write_failure_record(directory, cfg, source.name, f"{reason}; no record written.\n{tail}",
-                               status=status)
+    store.write_failure_record(
+        directory, cfg, source.name, f"{reason}; no record written.\n{tail}", status=status
+    )
     return outcome.returncode
 
 
@@ -220,9 +237,10 @@ def trial_limits(cfg: Any) -> Limits:
     from algoperf.hardware import workload_settings
 
     watchdog = dict(cfg.hardware.get("watchdog") or {})
-    budget = cfg.max_submission_time_s or workload_settings(
-        dict(cfg.hardware), str(cfg.workload), str(cfg.framework)
-    ).max_submission_time_s
+    budget = (
+        cfg.max_submission_time_s
+        or workload_settings(dict(cfg.hardware), str(cfg.workload), str(cfg.framework)).max_submission_time_s
+    )
     if cfg.ruleset.name != "external" and not cfg.max_submission_time_s:
         budget *= float(cfg.ruleset.get("self_tuning_budget_factor", 1.5))
     wall = float(watchdog.get("wall_time_factor", 3.0)) * budget + float(watchdog.get("grace_s", 300))
@@ -264,9 +282,7 @@ class ProgressMonitor:
 
     def report(self) -> None:
         done = sum(store.is_complete(d) for d in self.expected)
-        running = sum(
-            (d / store.RUNNING_NAME).exists() and not store.is_complete(d) for d in self.expected
-        )
+        running = sum((d / store.RUNNING_NAME).exists() and not store.is_complete(d) for d in self.expected)
         left = len(self.expected) - done - running
         elapsed = time.monotonic() - self._start
         new = done - self._done_at_start
@@ -291,6 +307,8 @@ def summarise(expected: list[Path]) -> int:
         else:
             incomplete += 1
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    print(f"[sweep] finished: {summary or 'no trials'}"
-          + (f"; {incomplete} not recorded (re-run the same command to resume)" if incomplete else ""))
+    print(
+        f"[sweep] finished: {summary or 'no trials'}"
+        + (f"; {incomplete} not recorded (re-run the same command to resume)" if incomplete else "")
+    )
     return 0 if incomplete == 0 else 1

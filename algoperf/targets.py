@@ -50,9 +50,7 @@ def hardware_profile(name: str, workload: str, size: str, eval_every_steps: int 
     return profile
 
 
-def first_reaching(
-    directory: Path, target: float, higher_is_better: bool
-) -> tuple[int, float] | None:
+def first_reaching(directory: Path, target: float, higher_is_better: bool) -> tuple[int, float] | None:
     """(steps, submission seconds) of the first eval meeting the target, or None."""
     evals = pd.read_csv(directory / EVALS_NAME)
     metric = evals["validation_metric"]
@@ -90,9 +88,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     cls = workload_class(args.workload, args.framework)
-    profile_entry = (to_dict(compose([f"workload={args.workload}", "submission=adamw",
-                                      f"hardware={args.hardware}"]).hardware)
-                     .get("workloads", {}).get(args.workload, {}))
+    profile_entry = (
+        to_dict(
+            compose([f"workload={args.workload}", "submission=adamw", f"hardware={args.hardware}"]).hardware
+        )
+        .get("workloads", {})
+        .get(args.workload, {})
+    )
     size = args.size or profile_entry.get("size", "small")
     step_hint = args.step_hint or cls.sizes[size].step_hint
     profile = hardware_profile(args.hardware, args.workload, size, args.eval_every)
@@ -100,35 +102,54 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def trial(sweep: str, trial_index: int | None, seed: int, hparams: dict[str, Any]) -> dict:
         cfg = TrialConfig(
-            workload=args.workload, submission=args.submission, framework=args.framework,
-            trial=trial_index, seed=seed, hardware=profile, results_dir=args.results_dir,
-            sweep=sweep, hparams=hparams, max_steps=step_hint, max_submission_time_s=1e9,
-            stop_at_target=False, step_hint=step_hint, threads=args.threads,
+            workload=args.workload,
+            submission=args.submission,
+            framework=args.framework,
+            trial=trial_index,
+            seed=seed,
+            hardware=profile,
+            results_dir=args.results_dir,
+            sweep=sweep,
+            hparams=hparams,
+            max_steps=step_hint,
+            max_submission_time_s=1e9,
+            stop_at_target=False,
+            step_hint=step_hint,
+            threads=args.threads,
             data_dir=args.data_dir,
         )
         record = run_trial(cfg, progress=False)
-        directory = trial_dir(args.results_dir, sweep, record["submission"], args.workload,
-                              args.framework, 0, record["trial"])
+        directory = trial_dir(
+            args.results_dir,
+            sweep,
+            record["submission"],
+            args.workload,
+            args.framework,
+            0,
+            record["trial"],
+        )
         best = record["best_validation"]
-        print(f"  {sweep:<28} seed {seed}  {record['status']:<16} best {best}  "
-              f"{record['global_steps']} steps {record['submission_time_s']:.0f} s  "
-              f"hparams {record['hparams']}", flush=True)
+        print(
+            f"  {sweep:<28} seed {seed}  {record['status']:<16} best {best}  "
+            f"{record['global_steps']} steps {record['submission_time_s']:.0f} s  "
+            f"hparams {record['hparams']}",
+            flush=True,
+        )
         return {**record, "directory": directory}
 
     name = f"{args.workload}_{size}_h{step_hint}"
     print(f"search: {args.configs} configurations x {step_hint} steps on {args.workload} ({size})")
     search = [trial(f"{name}_defaults", None, 0, {})]
     search += [trial(f"{name}_search", k, 0, {}) for k in range(args.configs - 1)]
-    finished = [r for r in search if r["best_validation"] is not None
-                and r["status"] not in ("failed", "diverged")]
+    finished = [
+        r for r in search if r["best_validation"] is not None and r["status"] not in ("failed", "diverged")
+    ]
     if not finished:
         raise SystemExit("every search trial failed; see their records")
     best_run = better(finished, key=lambda r: r["best_validation"])
     best_hparams = dict(best_run["hparams"])
     print(f"best configuration: {best_hparams} ({best_run['best_validation']:.4f})")
-    seeds = [best_run] + [
-        trial(f"{name}_best_seed{s}", None, s, best_hparams) for s in range(1, args.seeds)
-    ]
+    seeds = [best_run] + [trial(f"{name}_best_seed{s}", None, s, best_hparams) for s in range(1, args.seeds)]
 
     bests = [r["best_validation"] for r in seeds]
     median = statistics.median(bests)
@@ -138,18 +159,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     median_steps = statistics.median(s for s, _ in hits) if hits else None
     median_time_s = statistics.median(t for _, t in hits) if hits else None
     budget_s = math.ceil(args.budget_factor * median_time_s / 10) * 10 if hits else None
-    step_time_ms = statistics.median(
-        1000 * r["submission_time_s"] / max(1, r["global_steps"]) for r in seeds
-    )
+    step_time_ms = statistics.median(1000 * r["submission_time_s"] / max(1, r["global_steps"]) for r in seeds)
     figures = {
-        "workload": args.workload, "size": size, "step_hint_trained": step_hint,
-        "best_hparams": best_hparams, "best_validation_per_seed": bests,
-        "median_best_validation": median, "target": target,
+        "workload": args.workload,
+        "size": size,
+        "step_hint_trained": step_hint,
+        "best_hparams": best_hparams,
+        "best_validation_per_seed": bests,
+        "median_best_validation": median,
+        "target": target,
         "seeds_reaching_target": f"{len(hits)}/{len(seeds)}",
         "steps_to_target_per_seed": [x and x[0] for x in reached],
         "time_to_target_s_per_seed": [x and round(x[1], 1) for x in reached],
-        "median_steps_to_target": median_steps, "median_time_to_target_s": median_time_s,
-        "median_step_time_ms": round(step_time_ms, 1), "budget_s": budget_s,
+        "median_steps_to_target": median_steps,
+        "median_time_to_target_s": median_time_s,
+        "median_step_time_ms": round(step_time_ms, 1),
+        "budget_s": budget_s,
         "threads": args.threads,
         "search": [(r["hparams"], r["best_validation"]) for r in search],
     }
@@ -157,11 +182,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for key, value in figures.items():
         print(f"  {key}: {value}")
     if hits:
-        print(f"\nworkload size:  WorkloadSize(target={target}, step_hint={step_hint}, ...)"
-              f"   # median steps to target {median_steps}")
-        print(f"profile ({args.hardware}):\n  {args.workload}:\n    size: {size}\n"
-              f"    max_submission_time_s: {budget_s}\n"
-              f"    eval_every_steps: {profile['workloads'][args.workload]['eval_every_steps']}")
+        print(
+            f"\nworkload size:  WorkloadSize(target={target}, step_hint={step_hint}, ...)"
+            f"   # median steps to target {median_steps}"
+        )
+        print(
+            f"profile ({args.hardware}):\n  {args.workload}:\n    size: {size}\n"
+            f"    max_submission_time_s: {budget_s}\n"
+            f"    eval_every_steps: {profile['workloads'][args.workload]['eval_every_steps']}"
+        )
     return figures
 
 

@@ -139,7 +139,9 @@ def _parse_one(name: Any, spec: Any, source: str) -> Hyperparameter:
     if "choices" in spec:
         unknown = keys - CHOICE_KEYS
         if unknown:
-            raise AlgoperfError(f"{where}: unknown key(s) {sorted(unknown)}; choices take {sorted(CHOICE_KEYS)}.")
+            raise AlgoperfError(
+                f"{where}: unknown key(s) {sorted(unknown)}; choices take {sorted(CHOICE_KEYS)}."
+            )
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices:
             raise AlgoperfError(f"{where}: `choices` must be a non-empty list.")
@@ -150,7 +152,9 @@ def _parse_one(name: Any, spec: Any, source: str) -> Hyperparameter:
     if "min" in spec or "max" in spec:
         unknown = keys - RANGE_KEYS
         if unknown:
-            raise AlgoperfError(f"{where}: unknown key(s) {sorted(unknown)}; ranges take {sorted(RANGE_KEYS)}.")
+            raise AlgoperfError(
+                f"{where}: unknown key(s) {sorted(unknown)}; ranges take {sorted(RANGE_KEYS)}."
+            )
         if "min" not in spec or "max" not in spec:
             raise AlgoperfError(f"{where}: a range needs both `min` and `max`.")
         try:

@@ -15,8 +15,10 @@ def verify_records(results_dir: str | Path) -> bool:
     workload_hashes: dict[str, str | None] = {}
     mismatches = []
     for _, record in trials.iterrows():
-        where = f"{record['submission']}/{record['workload']}/{record['framework']} " \
-                f"study {record['study']} trial {record['trial']}"
+        where = (
+            f"{record['submission']}/{record['workload']}/{record['framework']} "
+            f"study {record['study']} trial {record['trial']}"
+        )
         path = record.get("submission_path")
         if isinstance(path, str) and record.get("submission_sha256"):
             if not Path(path).is_file():
@@ -29,8 +31,10 @@ def verify_records(results_dir: str | Path) -> bool:
         if record.get("workload_sha256") and workload_hashes[name] != record["workload_sha256"]:
             mismatches.append(f"{where}: workload {name!r} code changed since the trial ran")
     if mismatches:
-        print(f"verify: {len(mismatches)} of {len(trials)} records do not match the current code "
-              "(re-run those trials, or score the code they measured):")
+        print(
+            f"verify: {len(mismatches)} of {len(trials)} records do not match the current code "
+            "(re-run those trials, or score the code they measured):"
+        )
         for line in mismatches:
             print("  " + line)
         return False

@@ -27,9 +27,22 @@ class WandbLogger:
                 f"-s{record['study']}-t{record['trial']}",
                 config={
                     "hparams": record["hparams"],
-                    **{k: record[k] for k in (
-                        "sweep", "submission", "workload", "framework", "ruleset", "study",
-                        "trial", "seed", "target", "metric_name", "hardware_profile")},
+                    **{
+                        k: record[k]
+                        for k in (
+                            "sweep",
+                            "submission",
+                            "workload",
+                            "framework",
+                            "ruleset",
+                            "study",
+                            "trial",
+                            "seed",
+                            "target",
+                            "metric_name",
+                            "hardware_profile",
+                        )
+                    },
                 },
                 dir=self.settings.get("dir"),
                 reinit="finish_previous",
@@ -39,8 +52,16 @@ class WandbLogger:
             self.run.log(row, step=int(row["step"]))
         elif event == "end" and self.run is not None:
             record = payload["record"]
-            for key in ("status", "time_to_target_s", "steps_to_target", "submission_time_s",
-                        "eval_time_s", "global_steps", "best_validation", "final_test"):
+            for key in (
+                "status",
+                "time_to_target_s",
+                "steps_to_target",
+                "submission_time_s",
+                "eval_time_s",
+                "global_steps",
+                "best_validation",
+                "final_test",
+            ):
                 self.run.summary[key] = record.get(key)
             self.run.finish(exit_code=0 if record["status"] != "failed" else 1)
             self.run = None

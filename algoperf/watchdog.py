@@ -49,30 +49,42 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
-def run_watched(command: list[str], log_path: Path, limits: Limits, env: dict[str, str],
-                preexec_fn=None, poll_s: float = 0.25) -> Outcome:
+def run_watched(
+    command: list[str],
+    log_path: Path,
+    limits: Limits,
+    env: dict[str, str],
+    preexec_fn=None,
+    poll_s: float = 0.25,
+) -> Outcome:
     start = time.monotonic()
     # Append: a trial another live sweep holds (the child then exits at once) keeps its log.
     with open(log_path, "a") as log:
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                 preexec_fn=preexec_fn)
+        child = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
+        )
         try:
             while child.poll() is None:
                 elapsed = time.monotonic() - start
                 if limits.wall_time_s is not None and elapsed > limits.wall_time_s:
                     child.send_signal(signal.SIGKILL)
                     child.wait()
-                    return Outcome(child.returncode, "timeout",
-                                   f"no result after {elapsed:.0f} s of wall time "
-                                   f"(limit {limits.wall_time_s:.0f} s)")
+                    return Outcome(
+                        child.returncode,
+                        "timeout",
+                        f"no result after {elapsed:.0f} s of wall time (limit {limits.wall_time_s:.0f} s)",
+                    )
                 if limits.memory_gib is not None:
                     rss_gib = tree_rss_bytes(child.pid) / 2**30
                     if rss_gib > limits.memory_gib:
                         child.send_signal(signal.SIGKILL)
                         child.wait()
-                        return Outcome(child.returncode, "memory",
-                                       f"memory limit exceeded: the trial held {rss_gib:.2f} GiB "
-                                       f"(limit {limits.memory_gib:.2f} GiB)")
+                        return Outcome(
+                            child.returncode,
+                            "memory",
+                            f"memory limit exceeded: the trial held {rss_gib:.2f} GiB "
+                            f"(limit {limits.memory_gib:.2f} GiB)",
+                        )
                 time.sleep(poll_s)
         except BaseException:
             child.kill()

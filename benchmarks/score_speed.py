@@ -127,9 +127,7 @@ def generate(
                             "schema_version": results.SCHEMA_VERSION,
                             "sweep": "bench",
                             "workload": workload,
-                            "variant": workload.split("_", 2)[-1]
-                            if workload.count("_") > 1
-                            else "base",
+                            "variant": workload.split("_", 2)[-1] if workload.count("_") > 1 else "base",
                             "framework": framework,
                             "submission": submission,
                             "ruleset": "external",

@@ -37,8 +37,12 @@ def bare_torch(workload, steps: int, one_batch: bool, seed: int) -> float:
     splits = workload.load_splits()
     train = workload.to_device(splits.train)
     model, state = workload.init_model_fn(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate,
-                            betas=(1 - hp.one_minus_beta1, hp.beta2), weight_decay=hp.weight_decay)
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=hp.learning_rate,
+        betas=(1 - hp.one_minus_beta1, hp.beta2),
+        weight_decay=hp.weight_decay,
+    )
     sched = warmup_cosine(opt, int(hp.warmup_fraction * workload.step_hint), workload.step_hint)
     batches = workload.train_batches(train, workload.default_batch_size, seed)
     fixed = next(batches)
@@ -69,10 +73,10 @@ def bare_jax(workload, steps: int, one_batch: bool, seed: int) -> float:
     splits = workload.load_splits()
     train = workload.to_device(splits.train)
     params, state = workload.init_model_fn(seed)
-    schedule = warmup_cosine(hp.learning_rate, int(hp.warmup_fraction * workload.step_hint),
-                             workload.step_hint)
-    tx = optax.adamw(schedule, b1=1 - hp.one_minus_beta1, b2=hp.beta2, eps=1e-8,
-                     weight_decay=hp.weight_decay)
+    schedule = warmup_cosine(
+        hp.learning_rate, int(hp.warmup_fraction * workload.step_hint), workload.step_hint
+    )
+    tx = optax.adamw(schedule, b1=1 - hp.one_minus_beta1, b2=hp.beta2, eps=1e-8, weight_decay=hp.weight_decay)
     opt_state = tx.init(params)
 
     @jax.jit
@@ -101,12 +105,25 @@ def bare_jax(workload, steps: int, one_batch: bool, seed: int) -> float:
 
 def harness(workload_name: str, framework: str, steps: int, tmp: str, repeat: int) -> float:
     cfg = TrialConfig(
-        workload=workload_name, submission="adamw", framework=framework, results_dir=tmp,
-        sweep=f"bench{repeat}", max_steps=steps, eval_every_steps=10**9,
+        workload=workload_name,
+        submission="adamw",
+        framework=framework,
+        results_dir=tmp,
+        sweep=f"bench{repeat}",
+        max_steps=steps,
+        eval_every_steps=10**9,
         max_submission_time_s=10**6,
-        hardware={"name": "bench", "common": {"eval_test": "final"},
-                  "workloads": {workload_name: {"size": "small", "max_submission_time_s": 10**6,
-                                                "eval_every_steps": 10**9}}},
+        hardware={
+            "name": "bench",
+            "common": {"eval_test": "final"},
+            "workloads": {
+                workload_name: {
+                    "size": "small",
+                    "max_submission_time_s": 10**6,
+                    "eval_every_steps": 10**9,
+                }
+            },
+        },
     )
     record = run_trial(cfg, progress=False)
     assert record["status"] == "budget_exhausted", record["error"]
@@ -135,9 +152,11 @@ def main() -> None:
                     fixed = bare_loop(cls(), args.steps, one_batch=True, seed=r)
                     overhead.append(ran / bare)
                     pipeline.append(bare / fixed)
-                    print(f"  {name}/{framework} repeat {r}: bare {bare * 1e3:.1f} ms/step, "
-                          f"harness {ran * 1e3:.1f} ms/step, one batch {fixed * 1e3:.1f} ms/step",
-                          flush=True)
+                    print(
+                        f"  {name}/{framework} repeat {r}: bare {bare * 1e3:.1f} ms/step, "
+                        f"harness {ran * 1e3:.1f} ms/step, one batch {fixed * 1e3:.1f} ms/step",
+                        flush=True,
+                    )
             lines.append(
                 f"{name:<14} {framework:<6} harness/bare {statistics.median(overhead):.3f} "
                 f"(goal <= 1.02)   pipeline/one-batch {statistics.median(pipeline):.3f} (goal <= 1.03)"

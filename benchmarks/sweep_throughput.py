@@ -20,10 +20,18 @@ import time
 
 def run_sweep(args: argparse.Namespace, n_jobs: int, results_dir: str) -> float:
     command = [
-        sys.executable, "-m", "algoperf.cli", "sweep",
-        f"workloads=[{','.join(args.workloads)}]", f"submissions=[{','.join(args.submissions)}]",
-        f"num_studies={args.num_studies}", f"num_trials={args.num_trials}", f"n_jobs={n_jobs}",
-        f"results_dir={results_dir}", "sweep=throughput", f"max_steps={args.max_steps}",
+        sys.executable,
+        "-m",
+        "algoperf.cli",
+        "sweep",
+        f"workloads=[{','.join(args.workloads)}]",
+        f"submissions=[{','.join(args.submissions)}]",
+        f"num_studies={args.num_studies}",
+        f"num_trials={args.num_trials}",
+        f"n_jobs={n_jobs}",
+        f"results_dir={results_dir}",
+        "sweep=throughput",
+        f"max_steps={args.max_steps}",
         "max_submission_time_s=100000",
     ]
     start = time.perf_counter()
@@ -45,10 +53,14 @@ def main() -> None:
         sequential_s = run_sweep(args, 1, a)
         parallel_s = run_sweep(args, args.n_jobs, b)
     print(f"{trials} trials of at most {args.max_steps} steps, {os.cpu_count()} cores")
-    print(f"sequential (1 job x {os.cpu_count()} threads): {trials / sequential_s * 3600:.0f} trials/hour "
-          f"({sequential_s:.0f} s)")
-    print(f"parallel ({args.n_jobs} jobs x {max(1, (os.cpu_count() or 1) // args.n_jobs)} threads): "
-          f"{trials / parallel_s * 3600:.0f} trials/hour ({parallel_s:.0f} s)")
+    print(
+        f"sequential (1 job x {os.cpu_count()} threads): {trials / sequential_s * 3600:.0f} trials/hour "
+        f"({sequential_s:.0f} s)"
+    )
+    print(
+        f"parallel ({args.n_jobs} jobs x {max(1, (os.cpu_count() or 1) // args.n_jobs)} threads): "
+        f"{trials / parallel_s * 3600:.0f} trials/hour ({parallel_s:.0f} s)"
+    )
     print(f"speed-up {sequential_s / parallel_s:.2f}x (goal >= 1.6x)")
 
 

@@ -33,9 +33,7 @@ DENSE_TYPES = {
 }
 
 
-def torch_to_jax_layout(
-    value: np.ndarray, param_type: ParamType, jax_shape: tuple[int, ...]
-) -> np.ndarray:
+def torch_to_jax_layout(value: np.ndarray, param_type: ParamType, jax_shape: tuple[int, ...]) -> np.ndarray:
     """One torch parameter's values in the layout of the flax parameter of shape `jax_shape`."""
     if param_type is ParamType.CONV_WEIGHT:
         spatial = tuple(range(2, value.ndim))
@@ -79,9 +77,9 @@ def torch_to_jax_params(
             "pass name_map={jax_name: torch_name}"
         )
     converted = {
-        name: jnp.asarray(torch_to_jax_layout(
-            torch_values[name_map.get(name, name)], param_types[name], leaf.shape
-        ))
+        name: jnp.asarray(
+            torch_to_jax_layout(torch_values[name_map.get(name, name)], param_types[name], leaf.shape)
+        )
         for name, leaf in jax_flat.items()
     }
     return unflatten_params(converted, jax_params)
@@ -114,8 +112,10 @@ def layout_mismatches(
             if mapped.shape != jax_shapes[name]:
                 raise ValueError("shape")
         except ValueError:
-            problems.append(f"{name}: torch shape {torch_shapes[torch_name]} does not map to "
-                            f"JAX shape {jax_shapes[name]} as a {jax_type.value}")
+            problems.append(
+                f"{name}: torch shape {torch_shapes[torch_name]} does not map to "
+                f"JAX shape {jax_shapes[name]} as a {jax_type.value}"
+            )
     return problems
 
 
@@ -164,17 +164,26 @@ def train_losses(
     api = fw.plugin_to_full(plugin)
     hyperparameters = Hyperparameters(hparams or {})
     state = api["init_optimizer_state"](
-        workload=workload, model_params=params, model_state=model_state,
-        hyperparameters=hyperparameters, rng=fw.step_rng(0, -1),
+        workload=workload,
+        model_params=params,
+        model_state=model_state,
+        hyperparameters=hyperparameters,
+        rng=fw.step_rng(0, -1),
     )
     losses = []
     for step, batch in enumerate(batches):
         state, params, model_state = api["update_params"](
-            workload=workload, current_param_container=params,
-            current_params_types=workload.param_types, model_state=model_state,
-            hyperparameters=hyperparameters, batch=workload.to_device(batch),
-            loss_type=workload.loss_type, optimizer_state=state, eval_results=[],
-            global_step=step, rng=fw.step_rng(0, step),
+            workload=workload,
+            current_param_container=params,
+            current_params_types=workload.param_types,
+            model_state=model_state,
+            hyperparameters=hyperparameters,
+            batch=workload.to_device(batch),
+            loss_type=workload.loss_type,
+            optimizer_state=state,
+            eval_results=[],
+            global_step=step,
+            rng=fw.step_rng(0, step),
         )
         losses.append(fw.to_float(state["last_loss"]))
     return losses

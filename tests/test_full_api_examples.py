@@ -37,10 +37,17 @@ def toy_setup(seed: int = 0):
 def train_steps(module, hparams, workload, model, model_state, optimizer_state, batches):
     for step, batch in enumerate(batches):
         optimizer_state, model, model_state = module.update_params(
-            workload=workload, current_param_container=model,
-            current_params_types=workload.param_types, model_state=model_state,
-            hyperparameters=hparams, batch=batch, loss_type=workload.loss_type,
-            optimizer_state=optimizer_state, eval_results=[], global_step=step, rng=step,
+            workload=workload,
+            current_param_container=model,
+            current_params_types=workload.param_types,
+            model_state=model_state,
+            hyperparameters=hparams,
+            batch=batch,
+            loss_type=workload.loss_type,
+            optimizer_state=optimizer_state,
+            eval_results=[],
+            global_step=step,
+            rng=step,
         )
     return optimizer_state, model, model_state
 
@@ -54,22 +61,26 @@ def test_schedule_free_evaluates_the_average_and_resumes_training_from_y():
     opt_b = module.init_optimizer_state(workload, model_b, state_b, hparams, rng=0)
 
     # A: three steps, an evaluation, three steps. B: six steps, no evaluation.
-    opt_a, model_a, state_a = train_steps(module, hparams, workload, model_a, state_a, opt_a,
-                                          batches[:3])
+    opt_a, model_a, state_a = train_steps(module, hparams, workload, model_a, state_a, opt_a, batches[:3])
     y = [p.detach().clone() for p in model_a.parameters()]
     opt_a, model_a, state_a = module.prepare_for_eval(
-        workload=workload, current_param_container=model_a,
-        current_params_types=workload.param_types, model_state=state_a,
-        hyperparameters=hparams, loss_type=workload.loss_type, optimizer_state=opt_a,
-        eval_results=[], global_step=3, rng=3,
+        workload=workload,
+        current_param_container=model_a,
+        current_params_types=workload.param_types,
+        model_state=state_a,
+        hyperparameters=hparams,
+        loss_type=workload.loss_type,
+        optimizer_state=opt_a,
+        eval_results=[],
+        global_step=3,
+        rng=3,
     )
     x = [p.detach().clone() for p in model_a.parameters()]
     assert any(not torch.allclose(xi, yi) for xi, yi in zip(x, y, strict=True)), (
         "prepare_for_eval must swap the averaged weights x into the model"
     )
     workload.eval_metrics(model_a, state_a, validation)
-    opt_a, model_a, _ = train_steps(module, hparams, workload, model_a, state_a, opt_a,
-                                    batches[3:])
+    opt_a, model_a, _ = train_steps(module, hparams, workload, model_a, state_a, opt_a, batches[3:])
     opt_b, model_b, _ = train_steps(module, hparams, workload, model_b, state_b, opt_b, batches)
     for pa, pb in zip(model_a.parameters(), model_b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
@@ -78,18 +89,24 @@ def test_schedule_free_evaluates_the_average_and_resumes_training_from_y():
 def test_schedule_free_trial_runs_on_toy(tmp_path, toy_profile, monkeypatch):
     module, _ = load("schedule_free_adamw")
     monkeypatch.setitem(module.BATCH_SIZES, "toy", 32)
-    record = run_trial(TrialConfig(
-        workload="toy", submission="schedule_free_adamw", hardware=toy_profile,
-        results_dir=str(tmp_path), threads=1, max_steps=30,
-    ), progress=False)
+    record = run_trial(
+        TrialConfig(
+            workload="toy",
+            submission="schedule_free_adamw",
+            hardware=toy_profile,
+            results_dir=str(tmp_path),
+            threads=1,
+            max_steps=30,
+        ),
+        progress=False,
+    )
     assert record["status"] in ("reached", "budget_exhausted"), record["error"]
     assert record["num_evals"] >= 1
 
 
 def test_large_batch_scales_learning_rate_and_schedule_to_its_batch_size():
     module, hparams = load("large_batch_adamw")
-    workload = SimpleNamespace(full_name="fashion_mnist_gelu", default_batch_size=128,
-                               step_hint=800)
+    workload = SimpleNamespace(full_name="fashion_mnist_gelu", default_batch_size=128, step_hint=800)
     batch_size = module.get_batch_size("fashion_mnist_gelu")
     scale = batch_size / 128
     learning_rate, warmup_steps, total_steps = module.scaled_schedule(workload, hparams)
@@ -103,9 +120,16 @@ def test_large_batch_scales_learning_rate_and_schedule_to_its_batch_size():
 def test_large_batch_trial_uses_its_batch_size(tmp_path, toy_profile, monkeypatch):
     module, _ = load("large_batch_adamw")
     monkeypatch.setitem(module.BATCH_SIZES, "toy", 64)
-    record = run_trial(TrialConfig(
-        workload="toy", submission="large_batch_adamw", hardware=toy_profile,
-        results_dir=str(tmp_path), threads=1, max_steps=30,
-    ), progress=False)
+    record = run_trial(
+        TrialConfig(
+            workload="toy",
+            submission="large_batch_adamw",
+            hardware=toy_profile,
+            results_dir=str(tmp_path),
+            threads=1,
+            max_steps=30,
+        ),
+        progress=False,
+    )
     assert record["status"] in ("reached", "budget_exhausted"), record["error"]
     assert record["batch_size"] == 64

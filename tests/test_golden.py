@@ -27,7 +27,8 @@ LEARNING_RATE = 1e-3
 # Data subsets that keep a workload's golden run fast (applied when the workload has the attribute).
 SUBSETS = {"max_molecules": 1500}
 REAL_WORKLOADS = sorted(
-    name for name, entry in list_workloads().items()
+    name
+    for name, entry in list_workloads().items()
     if Path(entry["folder"]).resolve().parent == (REPO_ROOT / "workloads").resolve()
     and "torch" in entry["frameworks"]
 )
@@ -50,9 +51,7 @@ def first_losses(name: str) -> list[float]:
     for _ in range(NUM_STEPS):
         batch = next(batches)
         optimizer.zero_grad(set_to_none=True)
-        outputs, model_state = workload.model_fn(
-            model, batch, model_state, ForwardPassMode.TRAIN, None, True
-        )
+        outputs, model_state = workload.model_fn(model, batch, model_state, ForwardPassMode.TRAIN, None, True)
         out = workload.loss_fn(batch["targets"], outputs, batch.get("weights"))
         loss = out["summed"] / out["n_valid_examples"]
         loss.backward()
@@ -72,11 +71,23 @@ def test_first_losses_match_golden_curve(name, tmp_path, monkeypatch):
     path = GOLDEN_DIR / f"{name}.json"
     if os.environ.get("ALGOPERF_UPDATE_GOLDEN") == "1":
         GOLDEN_DIR.mkdir(exist_ok=True)
-        path.write_text(json.dumps({
-            "workload": name, "size": "small", "model_seed": 0, "data_seed": 0,
-            "batch_size": BATCH_SIZE, "optimizer": f"AdamW lr={LEARNING_RATE} weight_decay=0",
-            "threads": 1, "torch": torch.__version__, "losses": losses,
-        }, indent=2) + "\n")
+        path.write_text(
+            json.dumps(
+                {
+                    "workload": name,
+                    "size": "small",
+                    "model_seed": 0,
+                    "data_seed": 0,
+                    "batch_size": BATCH_SIZE,
+                    "optimizer": f"AdamW lr={LEARNING_RATE} weight_decay=0",
+                    "threads": 1,
+                    "torch": torch.__version__,
+                    "losses": losses,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     if not path.is_file():
         pytest.fail(f"no golden curve {path}; create it with ALGOPERF_UPDATE_GOLDEN=1")
     golden = json.loads(path.read_text())["losses"]

@@ -91,15 +91,26 @@ def run_steps(submission, workload, params, model_state, state, queue, hparams, 
     losses = []
     for step in range(first, first + count):
         batch = submission.data_selection(
-            workload=workload, input_queue=queue, optimizer_state=state,
-            current_param_container=params, model_state=model_state, hyperparameters=hparams,
-            global_step=step, rng=fw.step_rng(7, 2 * step),
+            workload=workload,
+            input_queue=queue,
+            optimizer_state=state,
+            current_param_container=params,
+            model_state=model_state,
+            hyperparameters=hparams,
+            global_step=step,
+            rng=fw.step_rng(7, 2 * step),
         )
         state, params, model_state = submission.update_params(
-            workload=workload, current_param_container=params,
-            current_params_types=workload.param_types, model_state=model_state,
-            hyperparameters=hparams, batch=batch, loss_type=workload.loss_type,
-            optimizer_state=state, eval_results=[], global_step=step,
+            workload=workload,
+            current_param_container=params,
+            current_params_types=workload.param_types,
+            model_state=model_state,
+            hyperparameters=hparams,
+            batch=batch,
+            loss_type=workload.loss_type,
+            optimizer_state=state,
+            eval_results=[],
+            global_step=step,
             rng=fw.step_rng(7, 2 * step + 1),
         )
         fw.sync(params, state)
@@ -115,8 +126,12 @@ def toy():
     validation = workload.to_device(splits.validation)
     params, model_state = workload.init_model_fn(0)
     return SimpleNamespace(
-        workload=workload, splits=splits, train=train, validation=validation,
-        params=params, model_state=model_state,
+        workload=workload,
+        splits=splits,
+        train=train,
+        validation=validation,
+        params=params,
+        model_state=model_state,
     )
 
 
@@ -131,8 +146,11 @@ def adamw_run(toy):
     workload = toy.workload
     params = jax.tree.map(jnp.copy, toy.params)  # the step donates its input buffers
     state = submission.init_optimizer_state(
-        workload=workload, model_params=params, model_state=toy.model_state,
-        hyperparameters=hparams, rng=fw.step_rng(7, -1),
+        workload=workload,
+        model_params=params,
+        model_state=toy.model_state,
+        hyperparameters=hparams,
+        rng=fw.step_rng(7, -1),
     )
     queue = workload.train_batches(toy.train, workload.default_batch_size, seed=3)
     args = (submission, workload)
@@ -146,8 +164,12 @@ def adamw_run(toy):
     )
     final_eval = workload.eval_metrics(params, model_state, toy.validation)
     return SimpleNamespace(
-        losses=warm + measured, compiles_during_measure=fw.compile_count() - compiles_after_warmup,
-        initial_eval=initial_eval, final_eval=final_eval, params=params, state=state,
+        losses=warm + measured,
+        compiles_during_measure=fw.compile_count() - compiles_after_warmup,
+        initial_eval=initial_eval,
+        final_eval=final_eval,
+        params=params,
+        state=state,
     )
 
 
@@ -229,8 +251,17 @@ def test_grad_clip_norm_hparam_clips_the_global_gradient_norm(toy):
         before = jax.tree.map(np.asarray, params)
         state = api["init_optimizer_state"](workload, params, toy.model_state, hparams, None)
         _, params, _ = api["update_params"](
-            workload, params, workload.param_types, toy.model_state, hparams, batch,
-            workload.loss_type, state, [], 0, fw.step_rng(0, 0),
+            workload,
+            params,
+            workload.param_types,
+            toy.model_state,
+            hparams,
+            batch,
+            workload.loss_type,
+            state,
+            [],
+            0,
+            fw.step_rng(0, 0),
         )
         moved[clip] = float(optax.tree.norm(jax.tree.map(lambda a, b: a - b, params, before)))
     assert moved[None] > 1e-2
@@ -310,9 +341,7 @@ def test_set_threads_limits_xla_to_one_compute_thread():
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
-    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     nproc, busiest, total = out.stdout.split()
     assert nproc == "1"
@@ -325,7 +354,12 @@ def test_set_threads_limits_xla_to_one_compute_thread():
 def test_param_names_types_and_order(toy):
     workload = toy.workload
     assert list(workload.param_types) == [
-        "norm.weight", "norm.bias", "hidden.weight", "hidden.bias", "out.weight", "out.bias"
+        "norm.weight",
+        "norm.bias",
+        "hidden.weight",
+        "hidden.bias",
+        "out.weight",
+        "out.bias",
     ]
     assert workload.param_types["norm.weight"] is ParamType.NORM_SCALE
     assert workload.param_types["norm.bias"] is ParamType.NORM_BIAS
@@ -390,8 +424,10 @@ def test_loss_fn_masks_and_label_smoothing():
     expected = (0.9 * per_example - 0.1 / 4 * log_probs.sum(-1)).sum()
     np.testing.assert_allclose(float(smoothed["summed"]), float(expected), rtol=1e-6)
     torch_loss = torch.nn.functional.cross_entropy(
-        torch.tensor(np.asarray(logits)), torch.tensor(np.asarray(targets), dtype=torch.long),
-        reduction="sum", label_smoothing=0.1,
+        torch.tensor(np.asarray(logits)),
+        torch.tensor(np.asarray(targets), dtype=torch.long),
+        reduction="sum",
+        label_smoothing=0.1,
     )
     np.testing.assert_allclose(float(smoothed["summed"]), float(torch_loss), rtol=1e-5)
 
@@ -406,8 +442,14 @@ def test_fashion_mnist_trial_runs_in_jax(tmp_path):
 
     hardware = dict(compose(["workload=fashion_mnist", "submission=adamw"]).hardware)
     cfg = TrialConfig(
-        workload="fashion_mnist", submission="adamw", framework="jax", hardware=hardware,
-        results_dir=str(tmp_path), max_steps=4, eval_every_steps=2, threads=1,
+        workload="fashion_mnist",
+        submission="adamw",
+        framework="jax",
+        hardware=hardware,
+        results_dir=str(tmp_path),
+        max_steps=4,
+        eval_every_steps=2,
+        threads=1,
     )
     record = run_trial(cfg, progress=False)
     assert record["status"] == "budget_exhausted", record["error"]

@@ -53,7 +53,7 @@ def test_same_seed_same_result(tmp_path, toy_profile):
     ea = pd.read_csv(results.trial_dir(tmp_path / "a", "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
     eb = pd.read_csv(results.trial_dir(tmp_path / "b", "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
     assert ea["validation_metric"].tolist() == eb["validation_metric"].tolist()
-    c = run(tmp_path / "c", toy_profile, seed=1)
+    run(tmp_path / "c", toy_profile, seed=1)
     ec = pd.read_csv(results.trial_dir(tmp_path / "c", "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
     assert ec["validation_metric"].tolist() != ea["validation_metric"].tolist()
 

@@ -67,10 +67,7 @@ def pair(request, splits):
 
 def batches(splits, count: int) -> list[dict[str, np.ndarray]]:
     train = splits.train
-    return [
-        {k: v[i * BATCH_SIZE : (i + 1) * BATCH_SIZE] for k, v in train.items()}
-        for i in range(count)
-    ]
+    return [{k: v[i * BATCH_SIZE : (i + 1) * BATCH_SIZE] for k, v in train.items()} for i in range(count)]
 
 
 def test_parameter_names_types_and_shapes_agree(pair):
@@ -91,13 +88,9 @@ def test_forward_outputs_and_loss_agree(pair, splits):
     )
     np.testing.assert_allclose(np.asarray(jax_out), torch_out.numpy(), rtol=1e-4, atol=1e-4)
     for smoothing in (0.0, 0.1):
-        torch_loss = torch_workload.loss_fn(
-            torch.from_numpy(batch["targets"]), torch_out, None, smoothing
-        )
+        torch_loss = torch_workload.loss_fn(torch.from_numpy(batch["targets"]), torch_out, None, smoothing)
         jax_loss = jax_workload.loss_fn(jax_batch["targets"], jax_out, None, smoothing)
-        np.testing.assert_allclose(
-            float(jax_loss["summed"]), float(torch_loss["summed"]), rtol=1e-5
-        )
+        np.testing.assert_allclose(float(jax_loss["summed"]), float(torch_loss["summed"]), rtol=1e-5)
         assert int(jax_loss["n_valid_examples"]) == int(torch_loss["n_valid_examples"])
 
 
@@ -121,12 +114,8 @@ def test_sgd_training_curves_agree(pair, splits):
     torch_plugin, jax_plugin = sgd_plugins(LEARNING_RATE)
     data = batches(splits, NUM_STEPS)
     jax_workload = pair.jax_workload
-    jax_losses = train_losses(
-        "jax", jax_workload, pair.jax_params, pair.jax_state, jax_plugin, data
-    )
-    torch_losses = train_losses(
-        "torch", pair.torch_workload, pair.torch_model, None, torch_plugin, data
-    )
+    jax_losses = train_losses("jax", jax_workload, pair.jax_params, pair.jax_state, jax_plugin, data)
+    torch_losses = train_losses("torch", pair.torch_workload, pair.torch_model, None, torch_plugin, data)
     assert np.mean(torch_losses[-3:]) < np.mean(torch_losses[:3])  # the steps really train
     np.testing.assert_allclose(jax_losses, torch_losses, rtol=CURVE_RTOL[jax_workload.full_name])
 
@@ -146,6 +135,4 @@ def test_default_initialisation_matches_torch_distribution(pair):
         for values in (value, reference):
             assert np.abs(values).max() <= bound, name
             if values.size >= 100:  # U(-b, b) has std b/sqrt(3)
-                np.testing.assert_allclose(
-                    values.std(), bound / np.sqrt(3), rtol=0.15, err_msg=name
-                )
+                np.testing.assert_allclose(values.std(), bound / np.sqrt(3), rtol=0.15, err_msg=name)

@@ -60,9 +60,7 @@ def test_csv_agrees_with_scoring(folder: Path, written: dict[str, Path]) -> None
     assert list(table.index) == list(expected.index)
     for column in ("rank", "score", "score_ci_low", "score_ci_high", "speedup_vs_reference"):
         np.testing.assert_allclose(table[column], expected[column].astype(float))
-    np.testing.assert_allclose(
-        table["qm9/time_to_target_s"], expected["qm9/time_to_target_s"].astype(float)
-    )
+    np.testing.assert_allclose(table["qm9/time_to_target_s"], expected["qm9/time_to_target_s"].astype(float))
     assert table["qm9/reached"].tolist() == expected["qm9/reached"].tolist()
     # adamw reaches qm9 in 2 of 3 studies (median 35); lion never; sgd 55
     assert table.loc["lion", "qm9/time_to_target_s"] == np.inf

@@ -11,8 +11,17 @@ from algoperf.errors import AlgoperfError
 
 def full_record(**overrides):
     record = {field: None for field in results.RECORD_FIELDS}
-    record.update(schema_version=results.SCHEMA_VERSION, status="reached", sweep="s", submission="a",
-                  workload="w", framework="torch", study=0, trial=0, hparams={"lr": 0.1})
+    record.update(
+        schema_version=results.SCHEMA_VERSION,
+        status="reached",
+        sweep="s",
+        submission="a",
+        workload="w",
+        framework="torch",
+        study=0,
+        trial=0,
+        hparams={"lr": 0.1},
+    )
     record.update(overrides)
     return record
 

@@ -1,6 +1,7 @@
 """Rules enforced in code: what a submission can reach through the workload it receives."""
 
 import pytest
+
 from algoperf.plugins import workload_class
 from algoperf.rules import RuleViolation, WorkloadView, check_param_shapes
 
@@ -13,8 +14,19 @@ def view():
     return WorkloadView(workload)
 
 
-@pytest.mark.parametrize("name", ["load_splits", "eval_metrics", "eval_batches", "to_device",
-                                  "data_dir", "_workload", "__dict__", "target_value"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "load_splits",
+        "eval_metrics",
+        "eval_batches",
+        "to_device",
+        "data_dir",
+        "_workload",
+        "__dict__",
+        "target_value",
+    ],
+)
 def test_eval_data_and_evaluation_are_out_of_reach(view, name):
     with pytest.raises(AttributeError, match="not available to submissions|has no attribute"):
         getattr(view, name)

@@ -122,9 +122,7 @@ def write_trial(root: Path, record: dict[str, Any]) -> Path:
     return directory
 
 
-def build(
-    root: Path, table: dict[tuple[str, str], list[Any]], **kwargs: Any
-) -> results_store.Results:
+def build(root: Path, table: dict[tuple[str, str], list[Any]], **kwargs: Any) -> results_store.Results:
     """Write trials from {(submission, workload): [study entries]} and load them back.
 
     A study entry is a time (one trial), None (one trial that missed), or a list of those
@@ -250,20 +248,13 @@ def test_workload_nobody_reaches(tmp_path: Path) -> None:
     assert board(scores).loc["adamw", "score"] == pytest.approx(0.5)
     assert board(scores).loc["lion", "score"] == pytest.approx(1 / 3)
     numeric = scores.leaderboard.select_dtypes("number")
-    assert (
-        not numeric.drop(columns=[c for c in numeric if "steps" in c or "time" in c])
-        .isna()
-        .any()
-        .any()
-    )
+    assert not numeric.drop(columns=[c for c in numeric if "steps" in c or "time" in c]).isna().any().any()
     assert not scores.workloads[["ratio", "value", "best_value"]].isna().any().any()
     assert not scores.profiles["fraction"].isna().any()
 
 
 def test_ratios_just_below_and_above_tau_max(tmp_path: Path) -> None:
-    results = build(
-        tmp_path, {("adamw", "w1"): [1.0], ("below", "w1"): [3.999], ("above", "w1"): [4.001]}
-    )
+    results = build(tmp_path, {("adamw", "w1"): [1.0], ("below", "w1"): [3.999], ("above", "w1"): [4.001]})
     scores = run_score(results, tau_max=4.0)
     assert ratio(scores, "below", "w1") == pytest.approx(3.999)
     assert ratio(scores, "above", "w1") == math.inf
@@ -286,15 +277,11 @@ def test_median_over_studies_in_pipeline(tmp_path: Path) -> None:
     assert rows.loc["lion", "value"] == math.inf
     assert not rows.loc["adamw", "stable"] and not rows.loc["lion", "stable"]
     studies = scores.studies.set_index(["competitor", "study"])
-    assert (
-        studies.loc[("adamw", 0), "value"] == 10.0 and studies.loc[("adamw", 0), "best_trial"] == 1
-    )
+    assert studies.loc[("adamw", 0), "value"] == 10.0 and studies.loc[("adamw", 0), "best_trial"] == 1
 
 
 def test_one_submission_reaching_everything_scores_one(tmp_path: Path) -> None:
-    results = build(
-        tmp_path, {("adamw", "w1"): [5.0, 6.0, 7.0], ("adamw", "w2"): [50.0, 40.0, 45.0]}
-    )
+    results = build(tmp_path, {("adamw", "w1"): [5.0, 6.0, 7.0], ("adamw", "w2"): [50.0, 40.0, 45.0]})
     scores = run_score(results)
     row = scores.leaderboard.iloc[0]
     assert row["competitor"] == "adamw" and row["score"] == 1.0
@@ -426,9 +413,7 @@ def test_skipped_records_are_warnings(tmp_path: Path) -> None:
 
 
 def test_missing_pair_counts_as_not_reached(tmp_path: Path) -> None:
-    results = build(
-        tmp_path, {("adamw", "w1"): [1.0], ("adamw", "w2"): [1.0], ("lion", "w1"): [1.0]}
-    )
+    results = build(tmp_path, {("adamw", "w1"): [1.0], ("adamw", "w2"): [1.0], ("lion", "w1"): [1.0]})
     with pytest.warns(UserWarning, match="lion has no trials on w2"):
         scores = scoring.score(results, n_boot=10)
     assert board(scores).loc["lion", "score"] == 0.5

@@ -32,8 +32,7 @@ def records(root: Path) -> list[dict]:
 
 
 def test_sweep_runs_every_trial_and_survives_crashes(tmp_path, capsys):
-    code = main(sweep_args(tmp_path, ["sgd", "raises", "hard_crash"], num_studies=2, num_trials=1,
-                           n_jobs=2))
+    code = main(sweep_args(tmp_path, ["sgd", "raises", "hard_crash"], num_studies=2, num_trials=1, n_jobs=2))
     out = capsys.readouterr().out
     recs = records(tmp_path)
     assert len(recs) == 6
@@ -61,12 +60,23 @@ def test_rerun_skips_complete_trials(tmp_path, capsys):
 
 
 def test_sigkill_mid_trial_then_resume(tmp_path):
-    args = sweep_args(tmp_path, ["sgd", "momentum"], num_studies=1, num_trials=2, n_jobs=2,
-                      max_submission_time_s=2, eval_every_steps=5)
+    args = sweep_args(
+        tmp_path,
+        ["sgd", "momentum"],
+        num_studies=1,
+        num_trials=2,
+        n_jobs=2,
+        max_submission_time_s=2,
+        eval_every_steps=5,
+    )
     # A slow eval workload makes each trial last long enough to be killed mid-way.
     args[1] = "workloads=[toy_slow_eval]"
-    proc = subprocess.Popen([sys.executable, "-m", "algoperf.cli", *args], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "algoperf.cli", *args],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         done = len(list(tmp_path.rglob("record.json")))

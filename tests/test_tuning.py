@@ -36,7 +36,7 @@ def test_log_scaling_and_ranges():
     lrs = np.array([p["learning_rate"] for p in points])
     assert lrs.min() >= 1e-4 and lrs.max() <= 1e-1
     # Log scaling: about half the points fall below the geometric midpoint 10^-2.5.
-    below = np.mean(lrs < 10 ** -2.5)
+    below = np.mean(lrs < 10**-2.5)
     assert 0.45 < below < 0.55
     dropouts = np.array([p["dropout"] for p in points])
     assert abs(np.mean(dropouts < 0.25) - 0.5) < 0.05  # linear: half below the midpoint
@@ -55,11 +55,13 @@ def test_halton_covers_the_space_better_than_random():
     n = 64
     unit = []
     for p in s.sample_many(n, study_seed=11):
-        unit.append([
-            (math.log(p["learning_rate"]) - math.log(1e-4)) / (math.log(1e-1) - math.log(1e-4)),
-            (math.log(p["one_minus_beta1"]) - math.log(0.01)) / (math.log(0.5) - math.log(0.01)),
-            p["dropout"] / 0.5,
-        ])
+        unit.append(
+            [
+                (math.log(p["learning_rate"]) - math.log(1e-4)) / (math.log(1e-1) - math.log(1e-4)),
+                (math.log(p["one_minus_beta1"]) - math.log(0.01)) / (math.log(0.5) - math.log(0.01)),
+                p["dropout"] / 0.5,
+            ]
+        )
     halton_discrepancy = qmc.discrepancy(np.array(unit))
     random_discrepancy = np.median(
         [qmc.discrepancy(np.random.default_rng(i).random((n, 3))) for i in range(20)]
@@ -89,7 +91,10 @@ def test_self_ruleset_uses_defaults_only():
     [
         ({"lr": {"min": 1, "max": 0.1}}, "'lr': `min` (1.0) must be below `max` (0.1)"),
         ({"lr": {"min": 0, "max": 1, "scaling": "log"}}, "'lr': log scaling needs `min` > 0"),
-        ({"lr": {"min": 0.1, "max": 1, "scaling": "exp"}}, "'lr': scaling must be `log` or `linear`"),
+        (
+            {"lr": {"min": 0.1, "max": 1, "scaling": "exp"}},
+            "'lr': scaling must be `log` or `linear`",
+        ),
         ({"lr": {"min": 0.1, "max": 1, "default": 2}}, "'lr': default 2 is outside"),
         ({"lr": {"min": 0.1}}, "'lr': a range needs both `min` and `max`"),
         ({"lr": {"mn": 0.1, "max": 1}}, "'lr': unknown key(s) ['mn']"),

@@ -74,18 +74,13 @@ def parity_hparams(name: str) -> Hyperparameters:
 
 
 def fake_workload() -> SimpleNamespace:
-    return SimpleNamespace(
-        name="parity", full_name="parity", step_hint=STEP_HINT, param_shapes=dict(SHAPES)
-    )
+    return SimpleNamespace(name="parity", full_name="parity", step_hint=STEP_HINT, param_shapes=dict(SHAPES))
 
 
 def initial_params_and_grads(seed: int = 0):
     rng = np.random.default_rng(seed)
     params = {k: rng.normal(size=s).astype(np.float32) for k, s in SHAPES.items()}
-    grads = [
-        {k: rng.normal(size=s).astype(np.float32) for k, s in SHAPES.items()}
-        for _ in range(NUM_STEPS)
-    ]
+    grads = [{k: rng.normal(size=s).astype(np.float32) for k, s in SHAPES.items()} for _ in range(NUM_STEPS)]
     return params, grads
 
 
@@ -111,8 +106,7 @@ def run_jax(name: str, hparams, params, grads) -> list[dict[str, np.ndarray]]:
     state = transformation.init(arrays)
     trajectory = []
     for grad in grads:
-        updates, state = transformation.update({k: jnp.asarray(v) for k, v in grad.items()},
-                                               state, arrays)
+        updates, state = transformation.update({k: jnp.asarray(v) for k, v in grad.items()}, state, arrays)
         arrays = optax.apply_updates(arrays, updates)
         trajectory.append({k: np.asarray(v) for k, v in arrays.items()})
     return trajectory
@@ -123,7 +117,10 @@ def assert_same_trajectory(name, torch_steps, jax_steps, params) -> None:
         for k in SHAPES:
             assert t[k].dtype == j[k].dtype == np.float32, (name, k, t[k].dtype, j[k].dtype)
             np.testing.assert_allclose(
-                t[k], j[k], rtol=RTOL, atol=ATOL,
+                t[k],
+                j[k],
+                rtol=RTOL,
+                atol=ATOL,
                 err_msg=f"{name}: torch and jax parameters {k!r} differ after step {step + 1}",
             )
     # A test that both sides leave the parameters alone would pass vacuously.
@@ -193,8 +190,7 @@ def test_schedule_free_adamw_torch_and_jax_agree() -> None:
 
     jax_train, jax_eval = [], []
     for grad in grads:
-        updates, state = transformation.update({k: jnp.asarray(v) for k, v in grad.items()},
-                                               state, arrays)
+        updates, state = transformation.update({k: jnp.asarray(v) for k, v in grad.items()}, state, arrays)
         arrays = optax.apply_updates(arrays, updates)
         jax_train.append({k: np.asarray(v) for k, v in arrays.items()})
         eval_params = optax.contrib.schedule_free_eval_params(state, arrays)

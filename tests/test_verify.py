@@ -11,8 +11,13 @@ from algoperf.runner import TrialConfig, run_trial
 def test_verify_flags_changed_submission(tmp_path, capsys):
     submission = tmp_path / "sub"
     shutil.copytree(FIXTURES / "submissions" / "sgd", submission)
-    cfg = TrialConfig(workload="toy", submission=str(submission), hardware=TOY_PROFILE,
-                      results_dir=str(tmp_path / "results"), threads=1)
+    cfg = TrialConfig(
+        workload="toy",
+        submission=str(submission),
+        hardware=TOY_PROFILE,
+        results_dir=str(tmp_path / "results"),
+        threads=1,
+    )
     assert run_trial(cfg, progress=False)["status"] == "reached"
     assert main(["score", str(tmp_path / "results"), "--verify"]) == 0
     assert "all 1 records match" in capsys.readouterr().out

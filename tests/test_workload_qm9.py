@@ -75,8 +75,11 @@ def test_no_molecule_in_two_splits(workload):
     _, splits = workload
     ids = {
         name: set(split["molecule_index"][split["weights"] > 0])
-        for name, split in [("train", splits.train), ("validation", splits.validation),
-                            ("test", splits.test)]
+        for name, split in [
+            ("train", splits.train),
+            ("validation", splits.validation),
+            ("test", splits.test),
+        ]
     }
     assert not ids["train"] & ids["validation"] and not ids["train"] & ids["test"]
     assert not ids["validation"] & ids["test"]
@@ -103,9 +106,12 @@ def test_cache_is_reused_and_rebuilt_when_corrupt_or_stale(workload, cache_root)
         assert data.load_graphs(max_molecules=SUBSET)[1]
 
     with open(path, "wb") as f:  # right header, truncated arrays
-        np.savez(f, csv_sha256=np.array(data.files_sha256(data.find_csv_files())),
-                 featuriser_version=np.array(data.FEATURISER_VERSION),
-                 **{k: v[:-1] if k == "gap_ev" else v for k, v in graphs.items()})
+        np.savez(
+            f,
+            csv_sha256=np.array(data.files_sha256(data.find_csv_files())),
+            featuriser_version=np.array(data.FEATURISER_VERSION),
+            **{k: v[:-1] if k == "gap_ev" else v for k, v in graphs.items()},
+        )
     with pytest.warns(UserWarning, match="inconsistent"):
         assert data.load_graphs(max_molecules=SUBSET)[1]
 
@@ -167,9 +173,7 @@ def test_padding_never_changes_a_prediction(workload):
     noisy = dict(batch)
     pad_nodes = ~batch["node_mask"]
     pad_edges = ~batch["edge_mask"]
-    noisy["inputs"] = torch.where(
-        pad_nodes[..., None], torch.ones_like(batch["inputs"]), batch["inputs"]
-    )
+    noisy["inputs"] = torch.where(pad_nodes[..., None], torch.ones_like(batch["inputs"]), batch["inputs"])
     noisy["edge_features"] = torch.where(
         pad_edges[..., None], torch.ones_like(batch["edge_features"]), batch["edge_features"]
     )

@@ -148,20 +148,22 @@ def test_parameter_types_cover_every_parameter_exactly(name):
     }
     for i in range(layers):
         p = f"blocks.{i}."
-        expected.update({
-            p + "attn.q.weight": ParamType.ATTENTION_Q,
-            p + "attn.k.weight": ParamType.ATTENTION_K,
-            p + "attn.v.weight": ParamType.ATTENTION_V,
-            p + "attn.out.weight": ParamType.ATTENTION_OUT,
-            p + "norm_attn.weight": ParamType.NORM_SCALE,
-            p + "norm_attn.bias": ParamType.NORM_BIAS,
-            p + "norm_mlp.weight": ParamType.NORM_SCALE,
-            p + "norm_mlp.bias": ParamType.NORM_BIAS,
-            p + "mlp.fc_in.weight": ParamType.WEIGHT,
-            p + "mlp.fc_in.bias": ParamType.BIAS,
-            p + "mlp.fc_out.weight": ParamType.WEIGHT,
-            p + "mlp.fc_out.bias": ParamType.BIAS,
-        })
+        expected.update(
+            {
+                p + "attn.q.weight": ParamType.ATTENTION_Q,
+                p + "attn.k.weight": ParamType.ATTENTION_K,
+                p + "attn.v.weight": ParamType.ATTENTION_V,
+                p + "attn.out.weight": ParamType.ATTENTION_OUT,
+                p + "norm_attn.weight": ParamType.NORM_SCALE,
+                p + "norm_attn.bias": ParamType.NORM_BIAS,
+                p + "norm_mlp.weight": ParamType.NORM_SCALE,
+                p + "norm_mlp.bias": ParamType.NORM_BIAS,
+                p + "mlp.fc_in.weight": ParamType.WEIGHT,
+                p + "mlp.fc_in.bias": ParamType.BIAS,
+                p + "mlp.fc_out.weight": ParamType.WEIGHT,
+                p + "mlp.fc_out.bias": ParamType.BIAS,
+            }
+        )
     if name == "shakespeare":
         expected["norm_final.weight"] = ParamType.NORM_SCALE
         expected["norm_final.bias"] = ParamType.NORM_BIAS

@@ -142,10 +142,7 @@ def _path_keys(path: tuple[Any, ...]) -> tuple[str, ...]:
 
 def _raw_paths(params: Any) -> list[tuple[tuple[str, ...], Any]]:
     """(flax path, leaf) pairs in jax's tree order."""
-    return [
-        (_path_keys(path), leaf)
-        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
-    ]
+    return [(_path_keys(path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]]
 
 
 def flatten_key(path: tuple[str, ...]) -> str:
@@ -204,16 +201,12 @@ class JaxWorkload(Workload):
         """Device arrays in JAX's canonical dtypes (int64 -> int32 unless x64 is enabled)."""
         dev = device()
         return {
-            k: jax.device_put(
-                np.ascontiguousarray(v, dtype=jax.dtypes.canonicalize_dtype(v.dtype)), dev
-            )
+            k: jax.device_put(np.ascontiguousarray(v, dtype=jax.dtypes.canonicalize_dtype(v.dtype)), dev)
             for k, v in arrays.items()
         }
 
     @staticmethod
-    def random_batches(
-        train: dict[str, jax.Array], batch_size: int, seed: int
-    ) -> Iterator[Batch]:
+    def random_batches(train: dict[str, jax.Array], batch_size: int, seed: int) -> Iterator[Batch]:
         """Epochs of a seeded permutation, gathered on the device (drop the ragged last batch).
 
         One compiled gather serves every step: the start index is a traced argument.
@@ -336,9 +329,7 @@ class JaxWorkload(Workload):
         """Sums over one batch's valid examples (`batch["weights"]`), including `count`."""
         raise NotImplementedError
 
-    def eval_metrics(
-        self, params: Any, model_state: Any, split: dict[str, Any]
-    ) -> dict[str, float]:
+    def eval_metrics(self, params: Any, model_state: Any, split: dict[str, Any]) -> dict[str, float]:
         """Means over the split of `eval_batch_sums`.
 
         Every batch has `eval_batch_size` rows (the last is padded with masked repeats), so
@@ -422,15 +413,16 @@ def plugin_to_full(module: Any) -> dict[str, Any]:
         tx = make_optimizer(hyperparameters, workload)
         if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
             raise TypeError(
-                "make_optimizer must return an optax.GradientTransformation, "
-                f"got {type(tx).__name__}"
+                f"make_optimizer must return an optax.GradientTransformation, got {type(tx).__name__}"
             )
         # Copies (a transformation may keep references to params, and both trees are donated),
         # committed to the device like the step's outputs, so step 2 does not compile again.
         opt_state = jax.device_put(jax.tree.map(jnp.copy, tx.init(model_params)), device())
         clip = _hparam(hyperparameters, "grad_clip_norm", None)
         train_step = make_train_step(
-            workload, tx, float(_hparam(hyperparameters, "label_smoothing", 0.0)),
+            workload,
+            tx,
+            float(_hparam(hyperparameters, "label_smoothing", 0.0)),
             float(clip) if clip else None,
         )
         return {"opt_state": opt_state, "last_loss": None, "train_step": train_step}
@@ -449,7 +441,10 @@ def plugin_to_full(module: Any) -> dict[str, Any]:
         rng,
     ):
         params, opt_state, new_model_state, loss = optimizer_state["train_step"](
-            current_param_container, optimizer_state["opt_state"], model_state, batch,
+            current_param_container,
+            optimizer_state["opt_state"],
+            model_state,
+            batch,
             jax.random.key(0) if rng is None else rng,
         )
         optimizer_state["opt_state"] = opt_state

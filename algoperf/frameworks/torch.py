@@ -90,9 +90,7 @@ class TorchWorkload(Workload):
         return {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) for k, v in arrays.items()}
 
     @staticmethod
-    def random_batches(
-        train: dict[str, torch.Tensor], batch_size: int, seed: int
-    ) -> Iterator[Batch]:
+    def random_batches(train: dict[str, torch.Tensor], batch_size: int, seed: int) -> Iterator[Batch]:
         """Epochs of a seeded permutation, sliced on the device (drop the ragged last batch)."""
         n = len(next(iter(train.values())))
         dev = next(iter(train.values())).device
@@ -260,7 +258,10 @@ def _hparam(hparams: Any, name: str, default: Any) -> Any:
 
 
 def warmup_cosine(
-    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, final_lr_factor: float = 0.0
+    optimizer: torch.optim.Optimizer,
+    warmup_steps: int,
+    total_steps: int,
+    final_lr_factor: float = 0.0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup from 0 to the base LR over `warmup_steps`, then cosine decay to
     `final_lr_factor` × base LR at `total_steps` (held there afterwards).

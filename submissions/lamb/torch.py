@@ -33,9 +33,7 @@ class Lamb(torch.optim.Optimizer):
         weight_decay: float = 0.0,
     ):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(
-                f"invalid LAMB settings: lr={lr} betas={betas} eps={eps} wd={weight_decay}"
-            )
+            raise ValueError(f"invalid LAMB settings: lr={lr} betas={betas} eps={eps} wd={weight_decay}")
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
         super().__init__(params, defaults)
 

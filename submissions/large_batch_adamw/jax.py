@@ -64,7 +64,10 @@ def update_params(
     rng,
 ):
     params, opt_state, new_model_state, loss = optimizer_state["train_step"](
-        current_param_container, optimizer_state["opt_state"], model_state, batch,
+        current_param_container,
+        optimizer_state["opt_state"],
+        model_state,
+        batch,
         jax.random.key(0) if rng is None else rng,
     )
     optimizer_state["opt_state"] = opt_state

@@ -53,9 +53,7 @@ def build_optimizer(hyperparameters, step_hint: int) -> optax.GradientTransforma
         return peak_lr * jnp.minimum(1.0, count / warmup_steps)
 
     adam_without_momentum = optax.chain(
-        optax.scale_by_rms(
-            decay=hyperparameters.beta2, eps=1e-8, eps_in_sqrt=False, bias_correction=True
-        ),
+        optax.scale_by_rms(decay=hyperparameters.beta2, eps=1e-8, eps_in_sqrt=False, bias_correction=True),
         optax.add_decayed_weights(hyperparameters.weight_decay),  # at y, scaled by the lr
         optax.scale_by_learning_rate(lambda count: warmup(count + 1)),  # count from 0 here
     )
@@ -72,8 +70,12 @@ def init_optimizer_state(workload, model_params, model_state, hyperparameters, r
     # Copies: the state's z starts as the parameters, and the train step donates both trees.
     opt_state = jax.tree.map(jnp.copy, tx.init(model_params))
     train_step = make_train_step(workload, tx, float(hyperparameters.label_smoothing))
-    return {"opt_state": opt_state, "train_step": train_step, "train_params": None,
-            "last_loss": None}
+    return {
+        "opt_state": opt_state,
+        "train_step": train_step,
+        "train_params": None,
+        "last_loss": None,
+    }
 
 
 def update_params(
@@ -95,7 +97,10 @@ def update_params(
         params = current_param_container
     optimizer_state["train_params"] = None
     params, opt_state, new_model_state, loss = optimizer_state["train_step"](
-        params, optimizer_state["opt_state"], model_state, batch,
+        params,
+        optimizer_state["opt_state"],
+        model_state,
+        batch,
         jax.random.key(0) if rng is None else rng,
     )
     optimizer_state["opt_state"] = opt_state

@@ -18,9 +18,16 @@ from algoperf.cli import main
 
 
 def sweep_cmd(root: Path, sweep: str, submission: str = "faulty", trials: int = 1, **extra) -> list:
-    args = ["sweep", "workloads=[toy]", f"submissions=[{fixture_submission(submission)}]",
-            "hardware=test", f"results_dir={root}", f"sweep={sweep}", "num_studies=1",
-            f"num_trials={trials}"]
+    args = [
+        "sweep",
+        "workloads=[toy]",
+        f"submissions=[{fixture_submission(submission)}]",
+        "hardware=test",
+        f"results_dir={root}",
+        f"sweep={sweep}",
+        "num_studies=1",
+        f"num_trials={trials}",
+    ]
     return args + [f"{k}={v}" for k, v in extra.items()]
 
 
@@ -32,11 +39,16 @@ def tally(root: Path, fault: str, expected: int, run_log: Path | None, outcome: 
         except results.AlgoperfError:
             recs.append({"path": str(path), "status": "damaged"})
     runs = Counter(run_log.read_text().splitlines()) if run_log and run_log.exists() else Counter()
-    FAULT_ROWS.append({
-        "fault": fault, "expected": expected, "recorded": len(recs),
-        "lost": max(0, expected - len(recs)),
-        "duplicates": sum(n - 1 for n in runs.values() if n > 1), "outcome": outcome,
-    })
+    FAULT_ROWS.append(
+        {
+            "fault": fault,
+            "expected": expected,
+            "recorded": len(recs),
+            "lost": max(0, expected - len(recs)),
+            "duplicates": sum(n - 1 for n in runs.values() if n > 1),
+            "outcome": outcome,
+        }
+    )
     return recs
 
 
@@ -80,8 +92,18 @@ def test_injected_fault_is_recorded_and_the_sweep_goes_on(tmp_path, run_log, fau
 def test_healthy_trial_in_the_same_sweep_still_runs(tmp_path, run_log):
     # A crash in one submission's trial does not stop another's.
     main(sweep_cmd(tmp_path, "mixed", trials=2, **{"hparams.fail_in": "update_params"}))
-    main(["sweep", "workloads=[toy]", f"submissions=[{fixture_submission('sgd')}]", "hardware=test",
-          f"results_dir={tmp_path}", "sweep=mixed", "num_studies=1", "num_trials=2"])
+    main(
+        [
+            "sweep",
+            "workloads=[toy]",
+            f"submissions=[{fixture_submission('sgd')}]",
+            "hardware=test",
+            f"results_dir={tmp_path}",
+            "sweep=mixed",
+            "num_studies=1",
+            "num_trials=2",
+        ]
+    )
     recs = tally(tmp_path, "crash next to healthy trials", 4, run_log, "")
     statuses = Counter((r["submission"], r["status"]) for r in recs)
     FAULT_ROWS[-1]["outcome"] = ", ".join(f"{s}:{st}" for (s, st) in sorted(statuses))
@@ -91,11 +113,16 @@ def test_healthy_trial_in_the_same_sweep_still_runs(tmp_path, run_log):
 
 def test_sigkill_of_the_sweep_then_resume(tmp_path, run_log):
     # Slow evals (0.3 s each, every 5 steps) stretch each trial over a few seconds.
-    args = sweep_cmd(tmp_path, "killed", trials=3, n_jobs=2, eval_every_steps=5,
-                     **{"hparams.fail_in": "none"})
+    args = sweep_cmd(
+        tmp_path, "killed", trials=3, n_jobs=2, eval_every_steps=5, **{"hparams.fail_in": "none"}
+    )
     args[1] = "workloads=[toy_slow_eval]"
-    proc = subprocess.Popen([sys.executable, "-m", "algoperf.cli", *args], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "algoperf.cli", *args],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(tmp_path.rglob(".running")):
         time.sleep(0.1)
@@ -118,8 +145,14 @@ def test_sigkill_of_the_sweep_then_resume(tmp_path, run_log):
 
 def test_two_sweeps_on_one_results_folder(tmp_path, run_log):
     args = sweep_cmd(tmp_path, "twice", trials=4, **{"hparams.fail_in": "none"})
-    procs = [subprocess.Popen([sys.executable, "-m", "algoperf.cli", *args],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "algoperf.cli", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     for proc in procs:
         proc.wait(timeout=300)
     main(args)  # whatever one sweep skipped because the other held it is complete by now
@@ -140,8 +173,13 @@ def test_failure_while_writing_a_record(tmp_path, monkeypatch):
         raise OSError("disk full (injected)")
 
     monkeypatch.setattr(results.os, "replace", broken_replace)
-    cfg = TrialConfig(workload="toy", submission=fixture_submission("sgd"), hardware=TOY_PROFILE,
-                      results_dir=str(tmp_path), threads=1)
+    cfg = TrialConfig(
+        workload="toy",
+        submission=fixture_submission("sgd"),
+        hardware=TOY_PROFILE,
+        results_dir=str(tmp_path),
+        threads=1,
+    )
     with pytest.raises(OSError, match="disk full"):
         run_trial(cfg, progress=False)
     tally(tmp_path, "failure while writing record.json", 0, None, "no partial record")

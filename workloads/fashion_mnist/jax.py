@@ -40,8 +40,13 @@ def torch_default_bias(fan_in: int) -> nn.initializers.Initializer:
 
 def conv(channels: int, name: str, stride: int = 1) -> nn.Conv:
     return nn.Conv(
-        channels, (3, 3), strides=stride, padding=((1, 1), (1, 1)), use_bias=False,
-        kernel_init=TORCH_DEFAULT_KERNEL, name=name,
+        channels,
+        (3, 3),
+        strides=stride,
+        padding=((1, 1), (1, 1)),
+        use_bias=False,
+        kernel_init=TORCH_DEFAULT_KERNEL,
+        name=name,
     )
 
 
@@ -104,8 +109,10 @@ class SmallResNet(nn.Module):
         x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC
         x = Features(self.channels, self.activation, name="features")(x)
         return nn.Dense(
-            self.num_classes, kernel_init=TORCH_DEFAULT_KERNEL,
-            bias_init=torch_default_bias(self.channels[-1]), name="head",
+            self.num_classes,
+            kernel_init=TORCH_DEFAULT_KERNEL,
+            bias_init=torch_default_bias(self.channels[-1]),
+            name="head",
         )(x.mean(axis=(1, 2)))
 
 

@@ -27,7 +27,9 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int, activation: str):
         super().__init__()
         self.body = nn.Sequential(
-            *conv_norm(channels, channels), ACTIVATIONS[activation](), *conv_norm(channels, channels)
+            *conv_norm(channels, channels),
+            ACTIVATIONS[activation](),
+            *conv_norm(channels, channels),
         )
         self.act = ACTIVATIONS[activation]()
 

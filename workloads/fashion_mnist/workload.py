@@ -68,7 +68,8 @@ def find_data_dir(data_dir: str | None = None) -> Path:
         "Fashion-MNIST files not found (looked in: "
         + ", ".join(str(c) for c in candidates)
         + "). Install them with `sudo apt-get update && sudo apt-get install dataset-fashion-mnist`, "
-        "or put the four files " + ", ".join(FILES.values())
+        "or put the four files "
+        + ", ".join(FILES.values())
         + " (from https://github.com/zalandoresearch/fashion-mnist) in $ALGOPERF_DATA/fashion_mnist/."
     )
 

@@ -35,12 +35,14 @@ class GINELayer(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(hidden)
         self.edge_encoder = nn.Linear(EDGE_FEATURES, hidden)
-        self.mlp = nn.Sequential(
-            nn.Linear(hidden, 2 * hidden), nn.ReLU(), nn.Linear(2 * hidden, hidden)
-        )
+        self.mlp = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.ReLU(), nn.Linear(2 * hidden, hidden))
 
     def forward(
-        self, h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, edge_features: torch.Tensor,
+        self,
+        h: torch.Tensor,
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        edge_features: torch.Tensor,
         edge_mask: torch.Tensor,
     ) -> torch.Tensor:
         x = self.norm(h)
@@ -111,14 +113,10 @@ class Qm9TorchWorkload(Qm9Workload, TorchWorkload):
                 return params(batch), model_state
         return params(batch), model_state
 
-    def eval_metrics(
-        self, params: nn.Module, model_state: Any, split: dict[str, Any]
-    ) -> dict[str, float]:
+    def eval_metrics(self, params: nn.Module, model_state: Any, split: dict[str, Any]) -> dict[str, float]:
         loss_sum, count = 0.0, 0.0
         for batch in self.eval_batches(split):
-            outputs, _ = self.model_fn(
-                params, batch, model_state, ForwardPassMode.EVAL, None, False
-            )
+            outputs, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
             loss = self.loss_fn(batch["targets"], outputs, batch["weights"])
             loss_sum += float(loss["summed"])
             count += float(loss["n_valid_examples"])

@@ -66,9 +66,7 @@ FORMAL_CHARGES = (-1, 0, 1)
 HYBRIDISATIONS = ("SP", "SP2", "SP3")
 NUM_HS = (0, 1, 2, 3, 4)
 BOND_TYPES = ("SINGLE", "DOUBLE", "TRIPLE", "AROMATIC")
-NODE_FEATURES = (
-    len(ELEMENTS) + len(DEGREES) + len(FORMAL_CHARGES) + 1 + len(HYBRIDISATIONS) + len(NUM_HS)
-)
+NODE_FEATURES = len(ELEMENTS) + len(DEGREES) + len(FORMAL_CHARGES) + 1 + len(HYBRIDISATIONS) + len(NUM_HS)
 EDGE_FEATURES = len(BOND_TYPES) + 2
 
 TARGET_SETTING = """
@@ -179,9 +177,7 @@ ATOM_TABLES = {
 }
 BOND_TABLE = {t: i for i, t in enumerate(BOND_TYPES)}
 # Column where each atom feature's block starts; the aromatic flag is a single column.
-ATOM_OFFSETS = np.cumsum(
-    [0, len(ELEMENTS), len(DEGREES), len(FORMAL_CHARGES), 1, len(HYBRIDISATIONS)]
-)
+ATOM_OFFSETS = np.cumsum([0, len(ELEMENTS), len(DEGREES), len(FORMAL_CHARGES), 1, len(HYBRIDISATIONS)])
 
 
 def _code(table: dict[Any, int], value: Any, what: str, smiles: str) -> int:
@@ -209,8 +205,7 @@ def featurise(smiles: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 _code(tables["degree"], atom.GetDegree(), "degree", smiles),
                 _code(tables["formal charge"], atom.GetFormalCharge(), "formal charge", smiles),
                 _code(tables["aromatic"], atom.GetIsAromatic(), "aromatic flag", smiles),
-                _code(tables["hybridisation"], str(atom.GetHybridization()), "hybridisation",
-                      smiles),
+                _code(tables["hybridisation"], str(atom.GetHybridization()), "hybridisation", smiles),
                 _code(tables["hydrogen count"], atom.GetTotalNumHs(), "hydrogen count", smiles),
             )
             for atom in mol.GetAtoms()
@@ -267,8 +262,15 @@ def build_graphs(molecules: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 # ---- the on-disk cache -----------------------------------------------------------------------
 
-GRAPH_KEYS = ("node_features", "num_nodes", "edge_index", "edge_features", "num_edges", "index",
-              "gap_ev")
+GRAPH_KEYS = (
+    "node_features",
+    "num_nodes",
+    "edge_index",
+    "edge_features",
+    "num_edges",
+    "index",
+    "gap_ev",
+)
 
 
 def cache_dir() -> Path:
@@ -290,8 +292,7 @@ def _read_cache(path: Path, csv_sha256: str) -> dict[str, np.ndarray]:
             raise ValueError("made by another featuriser version")
         graphs = {key: archive[key] for key in GRAPH_KEYS}
     count = len(graphs["index"])
-    too_big = (graphs["num_nodes"].max(initial=0) > MAX_NODES
-               or graphs["num_edges"].max(initial=0) > MAX_EDGES)
+    too_big = graphs["num_nodes"].max(initial=0) > MAX_NODES or graphs["num_edges"].max(initial=0) > MAX_EDGES
     if too_big or any(len(v) != count for v in graphs.values()):
         raise ValueError("arrays are inconsistent")
     return graphs
@@ -303,8 +304,12 @@ def _write_cache(path: Path, graphs: dict[str, np.ndarray], csv_sha256: str) -> 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, csv_sha256=np.array(csv_sha256),
-                     featuriser_version=np.array(FEATURISER_VERSION), **graphs)
+            np.savez(
+                f,
+                csv_sha256=np.array(csv_sha256),
+                featuriser_version=np.array(FEATURISER_VERSION),
+                **graphs,
+            )
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -327,8 +332,12 @@ def load_graphs(
     start = time.perf_counter()
     molecules = read_molecules(files, max_molecules)
     if max_molecules is None or max_molecules > 20_000:
-        print(f"qm9: building {len(molecules['smiles']):,} molecular graphs with RDKit, once "
-              f"(cached in {path.parent})...", file=sys.stderr, flush=True)
+        print(
+            f"qm9: building {len(molecules['smiles']):,} molecular graphs with RDKit, once "
+            f"(cached in {path.parent})...",
+            file=sys.stderr,
+            flush=True,
+        )
     graphs = build_graphs(molecules)
     _write_cache(path, graphs, csv_sha256)
     if max_molecules is None or max_molecules > 20_000:
@@ -361,7 +370,10 @@ def batch_rows(num_graphs: int, batch_size: int, seed: int) -> Iterator[np.ndarr
 
 
 def graph_arrays(
-    graphs: dict[str, np.ndarray], rows: np.ndarray, gap_mean: float, gap_std: float,
+    graphs: dict[str, np.ndarray],
+    rows: np.ndarray,
+    gap_mean: float,
+    gap_std: float,
     pad_to_multiple: int = 1,
 ) -> dict[str, np.ndarray]:
     """The split's batchable arrays (first axis = graph), padded with weight-0 graphs."""
@@ -397,9 +409,7 @@ class Qm9Workload(Workload):
     readout = "sum"
     max_molecules: int | None = None  # the first N molecules only (tests); None = all of QM9
     sizes = {
-        "small": WorkloadSize(
-            target=0.21, step_hint=3000, options={"hidden": 64, "num_layers": 3}
-        ),
+        "small": WorkloadSize(target=0.21, step_hint=3000, options={"hidden": 64, "num_layers": 3}),
         "large": WorkloadSize(  # estimates, see TARGET_SETTING
             target=0.15, step_hint=30_000, options={"hidden": 256, "num_layers": 6}
         ),
@@ -434,9 +444,7 @@ class Qm9MeanWorkload(Qm9Workload):
     large: estimates, as for the base workload.
     """
     sizes = {
-        "small": WorkloadSize(
-            target=0.22, step_hint=3000, options={"hidden": 64, "num_layers": 3}
-        ),
+        "small": WorkloadSize(target=0.22, step_hint=3000, options={"hidden": 64, "num_layers": 3}),
         "large": WorkloadSize(  # estimates
             target=0.16, step_hint=30_000, options={"hidden": 256, "num_layers": 6}
         ),

@@ -82,8 +82,14 @@ class Block(nn.Module):
 
 class CharTransformer(nn.Module):
     def __init__(
-        self, vocab_size: int, context: int, d_model: int, num_layers: int, num_heads: int,
-        pre_norm: bool = True, activation: str = "gelu",
+        self,
+        vocab_size: int,
+        context: int,
+        d_model: int,
+        num_layers: int,
+        num_heads: int,
+        pre_norm: bool = True,
+        activation: str = "gelu",
     ):
         super().__init__()
         self.token_embedding = nn.Embedding(vocab_size, d_model)
@@ -121,8 +127,13 @@ class ShakespeareTorchWorkload(ShakespeareWorkload, TorchWorkload):
     def build_model(self) -> nn.Module:
         o = self.options
         return CharTransformer(
-            self.vocab_size, int(o["context"]), int(o["d_model"]), int(o["num_layers"]),
-            int(o["num_heads"]), pre_norm=self.pre_norm, activation=self.activation,
+            self.vocab_size,
+            int(o["context"]),
+            int(o["d_model"]),
+            int(o["num_layers"]),
+            int(o["num_heads"]),
+            pre_norm=self.pre_norm,
+            activation=self.activation,
         )
 
     def param_type_of(self, name: str, param: nn.Parameter, module: nn.Module) -> ParamType:
@@ -142,9 +153,7 @@ class ShakespeareTorchWorkload(ShakespeareWorkload, TorchWorkload):
             windows = flat[offsets[:, None] + span].long()
             yield {"inputs": windows[:, :-1], "targets": windows[:, 1:]}
 
-    def eval_metrics(
-        self, params: nn.Module, model_state: Any, split: dict[str, Any]
-    ) -> dict[str, float]:
+    def eval_metrics(self, params: nn.Module, model_state: Any, split: dict[str, Any]) -> dict[str, float]:
         loss_sum, count = 0.0, 0
         for batch in self.eval_batches(split):
             logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)

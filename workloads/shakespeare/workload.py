@@ -189,14 +189,24 @@ class ShakespeareWorkload(Workload):
         "small": WorkloadSize(
             target=1.89,
             step_hint=800,
-            options={"context": 64, "d_model": 96, "num_layers": 3, "num_heads": 3,
-                     "eval_tokens": 32_768},
+            options={
+                "context": 64,
+                "d_model": 96,
+                "num_layers": 3,
+                "num_heads": 3,
+                "eval_tokens": 32_768,
+            },
         ),
         "large": WorkloadSize(  # estimates, see TARGET_SETTING
             target=1.40,
             step_hint=5000,
-            options={"context": 256, "d_model": 384, "num_layers": 6, "num_heads": 6,
-                     "eval_tokens": None},
+            options={
+                "context": 256,
+                "d_model": 384,
+                "num_layers": 6,
+                "num_heads": 6,
+                "eval_tokens": None,
+            },
         ),
     }
 
