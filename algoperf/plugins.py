@@ -169,6 +169,9 @@ def list_submissions() -> dict[str, SubmissionSource]:
     for root in _search_paths("submissions"):
         if root.is_dir():
             for folder in sorted(root.iterdir()):
+                # The template is a starting point to copy, not an entry of the benchmark.
+                if folder.name == "template":
+                    continue
                 if folder.is_dir() and any((folder / f"{fw}.py").is_file() for fw in FRAMEWORKS):
                     found.setdefault(folder.name, SubmissionSource(folder.name, folder))
     return found

@@ -247,11 +247,10 @@ def _train(
     del splits
 
     params, model_state = workload.init_model_fn(derive_seed(trial_seed, "model"))
+    # get_batch_size may return None for "the workload's default" (e.g. an unknown workload).
     batch_size = (
-        submission.get_batch_size(workload.full_name)
-        if submission.get_batch_size
-        else workload.default_batch_size
-    )
+        submission.get_batch_size(workload.full_name) if submission.get_batch_size else None
+    ) or workload.default_batch_size
     record["batch_size"] = int(batch_size)
     input_queue = workload.train_batches(train, int(batch_size), derive_seed(trial_seed, "data"))
     hyperparameters = Hyperparameters(record["hparams"])

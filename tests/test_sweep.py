@@ -121,3 +121,44 @@ def test_launcher_configs_compose(launcher):
     assert cfg.hydra.launcher._target_.endswith("Launcher")
     if launcher == "submitit_slurm":
         assert cfg.hydra.launcher.cpus_per_task >= 1 and "timeout_min" in cfg.hydra.launcher
+
+
+def test_tiny_sweep_then_score_agrees_with_a_hand_computation(tmp_path, capsys):
+    """2 submissions x 1 workload x 2 studies x 2 trials -> algoperf score -> every output, and
+    the leaderboard equals DESIGN.md's formulas applied by hand to the records."""
+    import math
+
+    import pandas as pd
+
+    args = sweep_args(tmp_path, ["sgd", "momentum"], num_studies=2, num_trials=2, n_jobs=2)
+    assert main(args) == 0
+    out_dir = tmp_path / "report"
+    assert main(["score", str(tmp_path / "t"), "--out", str(out_dir), "--measure", "steps"]) == 0
+    for name in ("leaderboard.csv", "leaderboard.md", "profile.png", "curves.png", "report.html"):
+        assert (out_dir / name).stat().st_size > 0, name
+
+    recs = records(tmp_path)
+    assert len(recs) == 8
+    # By hand: study time = fastest trial at target; workload time = median over studies.
+    per_sub = {}
+    for sub in ("sgd", "momentum"):
+        studies = []
+        for study in (0, 1):
+            steps = [
+                r["steps_to_target"]
+                for r in recs
+                if r["submission"] == sub and r["study"] == study and r["status"] == "reached"
+            ]
+            studies.append(min(steps) if steps else math.inf)
+        per_sub[sub] = (studies[0] + studies[1]) / 2  # the median of two (inf if one missed)
+    best = min(per_sub.values())
+    tau_max = 4.0
+    expected = {}
+    for sub, t in per_sub.items():
+        ratio = t / best if math.isfinite(t) else math.inf
+        expected[sub] = max(0.0, tau_max - ratio) / (tau_max - 1) if ratio <= tau_max else 0.0
+    board = pd.read_csv(out_dir / "leaderboard.csv").set_index("submission")
+    for sub, score in expected.items():
+        assert board.loc[sub, "score"] == pytest.approx(score), (sub, per_sub)
+        if math.isfinite(per_sub[sub]) and math.inf not in per_sub.values():
+            assert board.loc[sub, "toy/steps_to_target"] == pytest.approx(per_sub[sub])
