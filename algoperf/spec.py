@@ -336,3 +336,24 @@ def signature_problem(fn: Any, expected: list[str]) -> str | None:
             parts.append(f"has unexpected required parameter(s) {', '.join(extra)}")
         return f"{' and '.join(parts)}; expected ({', '.join(expected)})"
     return None
+
+
+def next_batch(
+    workload,
+    input_queue,
+    optimizer_state,
+    current_param_container,
+    model_state,
+    hyperparameters,
+    global_step,
+    rng,
+):
+    """The standard `data_selection`: the next batch of the training stream (plugins use it)."""
+    return next(input_queue)
+
+
+def hparam(hparams: Any, name: str, default: Any) -> Any:
+    """A hyperparameter that a search space may or may not define (e.g. label_smoothing)."""
+    if hasattr(hparams, "get"):
+        return hparams.get(name, default)
+    return getattr(hparams, name, default)

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from jax import monitoring
 
-from algoperf.spec import Batch, ForwardPassMode, LossType, ParamType, Workload
+from algoperf.spec import Batch, ForwardPassMode, LossType, ParamType, Workload, hparam, next_batch
 
 FRAMEWORK = "jax"
 
@@ -418,11 +418,11 @@ def plugin_to_full(module: Any) -> dict[str, Any]:
         # Copies (a transformation may keep references to params, and both trees are donated),
         # committed to the device like the step's outputs, so step 2 does not compile again.
         opt_state = jax.device_put(jax.tree.map(jnp.copy, tx.init(model_params)), device())
-        clip = _hparam(hyperparameters, "grad_clip_norm", None)
+        clip = hparam(hyperparameters, "grad_clip_norm", None)
         train_step = make_train_step(
             workload,
             tx,
-            float(_hparam(hyperparameters, "label_smoothing", 0.0)),
+            float(hparam(hyperparameters, "label_smoothing", 0.0)),
             float(clip) if clip else None,
         )
         return {"opt_state": opt_state, "last_loss": None, "train_step": train_step}
@@ -451,33 +451,15 @@ def plugin_to_full(module: Any) -> dict[str, Any]:
         optimizer_state["last_loss"] = loss
         return optimizer_state, params, new_model_state
 
-    def data_selection(
-        workload,
-        input_queue,
-        optimizer_state,
-        current_param_container,
-        model_state,
-        hyperparameters,
-        global_step,
-        rng,
-    ):
-        return next(input_queue)
-
     functions = {
         "init_optimizer_state": init_optimizer_state,
         "update_params": update_params,
-        "data_selection": data_selection,
+        "data_selection": next_batch,
         "prepare_for_eval": getattr(module, "prepare_for_eval", None),
     }
     if hasattr(module, "get_batch_size"):
         functions["get_batch_size"] = module.get_batch_size
     return functions
-
-
-def _hparam(hparams: Any, name: str, default: Any) -> Any:
-    if hasattr(hparams, "get"):
-        return hparams.get(name, default)
-    return getattr(hparams, name, default)
 
 
 def warmup_cosine(

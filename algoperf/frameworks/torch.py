@@ -17,10 +17,11 @@ from torch import nn
 from algoperf.spec import (
     Batch,
     ForwardPassMode,
-    Hyperparameters,
     LossType,
     ParamType,
     Workload,
+    hparam,
+    next_batch,
 )
 
 FRAMEWORK = "torch"
@@ -215,11 +216,11 @@ def plugin_to_full(module: Any) -> dict[str, Any]:
         outputs, new_model_state = workload.model_fn(
             model, batch, model_state, ForwardPassMode.TRAIN, rng, update_batch_norm=True
         )
-        smoothing = _hparam(hyperparameters, "label_smoothing", 0.0)
+        smoothing = hparam(hyperparameters, "label_smoothing", 0.0)
         loss_dict = workload.loss_fn(batch["targets"], outputs, batch.get("weights"), smoothing)
         loss = loss_dict["summed"] / loss_dict["n_valid_examples"]
         loss.backward()
-        clip = _hparam(hyperparameters, "grad_clip_norm", None)
+        clip = hparam(hyperparameters, "grad_clip_norm", None)
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=float(clip))
         optimizer.step()
@@ -228,33 +229,15 @@ def plugin_to_full(module: Any) -> dict[str, Any]:
         optimizer_state["last_loss"] = loss.detach()
         return optimizer_state, model, new_model_state
 
-    def data_selection(
-        workload,
-        input_queue,
-        optimizer_state,
-        current_param_container,
-        model_state,
-        hyperparameters,
-        global_step,
-        rng,
-    ):
-        return next(input_queue)
-
     functions = {
         "init_optimizer_state": init_optimizer_state,
         "update_params": update_params,
-        "data_selection": data_selection,
+        "data_selection": next_batch,
         "prepare_for_eval": getattr(module, "prepare_for_eval", None),
     }
     if hasattr(module, "get_batch_size"):
         functions["get_batch_size"] = module.get_batch_size
     return functions
-
-
-def _hparam(hparams: Any, name: str, default: Any) -> Any:
-    if isinstance(hparams, Hyperparameters) or hasattr(hparams, "get"):
-        return hparams.get(name, default)
-    return getattr(hparams, name, default)
 
 
 def warmup_cosine(
