@@ -238,6 +238,12 @@ class JaxWorkload(Workload):
             return ParamType.CONV_WEIGHT
         return ParamType.WEIGHT
 
+    def module_order(self, called: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+        """Module paths in the order torch registers them, given the order flax first called
+        them (the same for most models). A model that calls a module before one torch defines
+        earlier (e.g. a post-norm block: sublayer, then its norm) reorders them here."""
+        return called
+
     def init_model_fn(self, rng: int) -> tuple[Any, dict[str, Any]]:
         """(params, model_state): params is flax's nested dict; model_state holds the other
         variable collections (e.g. batch_stats), empty for models without any."""
@@ -261,7 +267,7 @@ class JaxWorkload(Workload):
         params = variables.pop("params")
         # Parameter order: modules in the order they are first called, weight before bias;
         # torch's named_parameters() order for a model whose forward follows its __init__.
-        call_order = {path: i for i, path in enumerate(owners)}
+        call_order = {path: i for i, path in enumerate(self.module_order(list(owners)))}
         paths = sorted(
             (path for path, _ in _raw_paths(params)),
             key=lambda p: (call_order[p[:-1]], p[-1] not in TORCH_LEAF_NAMES),

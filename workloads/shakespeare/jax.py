@@ -1,0 +1,197 @@
+"""Shakespeare in JAX/Flax: the same decoder-only character Transformer as torch.py.
+
+token + learned position embeddings -> N blocks (causal self-attention with separate q, k, v,
+out projections, then a GELU MLP; pre-norm LayerNorm, or post-norm in the variant) -> LayerNorm
+(pre-norm only) -> untied linear head over the 84 characters.
+
+Module names mirror the torch model's (`blocks.0.attn.q`, `head`), so parameter names match its
+`named_parameters()`; the initialisation is torch.py's GPT-2 style one. Windows are drawn by the
+shared numpy stream (`window_starts`) and gathered on the device by one compiled function.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from algoperf.frameworks.jax import JaxWorkload
+from algoperf.spec import Batch, ForwardPassMode, ParamType
+
+from .workload import ShakespearePostNormWorkload, ShakespeareWorkload, window_starts
+
+ATTENTION_TYPES = {
+    "q": ParamType.ATTENTION_Q,
+    "k": ParamType.ATTENTION_K,
+    "v": ParamType.ATTENTION_V,
+    "out": ParamType.ATTENTION_OUT,
+}
+ACTIVATIONS = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=True),  # torch's GELU(approximate="tanh")
+    "relu": jax.nn.relu,
+}
+LAYER_NORM_EPS = 1e-5  # torch's default (flax's is 1e-6)
+INIT_STD = 0.02
+
+
+def dense(features: int, name: str, std: float = INIT_STD, use_bias: bool = True) -> nn.Dense:
+    return nn.Dense(
+        features,
+        use_bias=use_bias,
+        kernel_init=nn.initializers.normal(std),
+        bias_init=nn.initializers.zeros,
+        name=name,
+    )
+
+
+def layer_norm(name: str) -> nn.LayerNorm:
+    return nn.LayerNorm(epsilon=LAYER_NORM_EPS, use_fast_variance=False, name=name)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal attention. No biases, so every attention parameter has an exact type."""
+
+    d_model: int
+    num_heads: int
+    out_std: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        batch, length, _ = x.shape
+
+        def heads(t: jax.Array) -> jax.Array:  # (B, T, C) -> (B, T, heads, C / heads)
+            return t.reshape(batch, length, self.num_heads, self.d_model // self.num_heads)
+
+        q, k, v = (heads(dense(self.d_model, n, use_bias=False)(x)) for n in ("q", "k", "v"))
+        y = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+        return dense(self.d_model, "out", self.out_std, use_bias=False)(y.reshape(x.shape))
+
+
+class MLP(nn.Module):
+    d_model: int
+    activation: str
+    out_std: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = ACTIVATIONS[self.activation](dense(4 * self.d_model, "fc_in")(x))
+        return dense(self.d_model, "fc_out", self.out_std)(x)
+
+
+class Block(nn.Module):
+    d_model: int
+    num_heads: int
+    pre_norm: bool
+    activation: str
+    out_std: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        attn = CausalSelfAttention(self.d_model, self.num_heads, self.out_std, name="attn")
+        mlp = MLP(self.d_model, self.activation, self.out_std, name="mlp")
+        norm_attn, norm_mlp = layer_norm("norm_attn"), layer_norm("norm_mlp")
+        if self.pre_norm:
+            x = x + attn(norm_attn(x))
+            return x + mlp(norm_mlp(x))
+        x = norm_attn(x + attn(x))
+        return norm_mlp(x + mlp(x))
+
+
+class CharTransformer(nn.Module):
+    vocab_size: int
+    context: int
+    d_model: int
+    num_layers: int
+    num_heads: int
+    pre_norm: bool = True
+    activation: str = "gelu"
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
+        """(B, T) token ids -> (B, T, vocab_size) logits for the next character."""
+        embed = functools.partial(
+            nn.Embed, features=self.d_model, embedding_init=nn.initializers.normal(INIT_STD)
+        )
+        x = embed(self.vocab_size, name="token_embedding")(tokens.astype(jnp.int32))
+        x = x + embed(self.context, name="position_embedding")(jnp.arange(tokens.shape[1]))
+        # GPT-2: residual projections scaled by 1/sqrt(2 layers), as in torch.py.
+        out_std = INIT_STD / math.sqrt(2 * self.num_layers)
+        for i in range(self.num_layers):
+            block = Block(
+                self.d_model, self.num_heads, self.pre_norm, self.activation, out_std, name=f"blocks.{i}"
+            )
+            x = block(x)
+        if self.pre_norm:  # post-norm blocks already end in a LayerNorm
+            x = layer_norm("norm_final")(x)
+        return dense(self.vocab_size, "head")(x)
+
+
+@functools.partial(jax.jit, static_argnames="context")
+def _gather_windows(flat_tokens: jax.Array, offsets: jax.Array, context: int) -> Batch:
+    windows = flat_tokens[offsets[:, None] + jnp.arange(context + 1)].astype(jnp.int32)
+    return {"inputs": windows[:, :-1], "targets": windows[:, 1:]}
+
+
+class ShakespeareJaxWorkload(ShakespeareWorkload, JaxWorkload):
+    def build_model(self) -> nn.Module:
+        o = self.options
+        return CharTransformer(
+            self.vocab_size,
+            int(o["context"]),
+            int(o["d_model"]),
+            int(o["num_layers"]),
+            int(o["num_heads"]),
+            pre_norm=self.pre_norm,
+            activation=self.activation,
+        )
+
+    def init_inputs(self) -> jax.Array:
+        return jnp.zeros((1, int(self.options["context"])), jnp.int32)
+
+    def module_order(self, called: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+        """torch registers each block's modules as norm_attn, attn, norm_mlp, mlp; a post-norm
+        block calls each norm after its sublayer, so flax meets them in another order."""
+        rank = {"norm_attn": 0, "attn": 1, "norm_mlp": 2, "mlp": 3}
+        in_block = [i for i, path in enumerate(called) if path and path[0].startswith("blocks.")]
+        first_seen = {}
+        for i in in_block:
+            first_seen.setdefault(called[i][0], i)
+
+        def key(i: int) -> tuple[int, int, int]:
+            path = called[i]
+            return first_seen[path[0]], rank.get(path[1], 4) if len(path) > 1 else -1, i
+
+        # Blocks keep their places among the other modules; only their insides are reordered.
+        reordered = iter(called[i] for i in sorted(in_block, key=key))
+        slots = set(in_block)
+        return [next(reordered) if i in slots else path for i, path in enumerate(called)]
+
+    def param_type_of(self, name: str, leaf_key: str, module: type[nn.Module]) -> ParamType:
+        parts = name.split(".")
+        if len(parts) >= 3 and parts[-3] == "attn" and parts[-2] in ATTENTION_TYPES:
+            return ATTENTION_TYPES[parts[-2]]
+        return super().param_type_of(name, leaf_key, module)
+
+    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
+        tokens = train["tokens"]
+        num_blocks, block_len = tokens.shape
+        context = int(self.options["context"])
+        flat = tokens.reshape(-1)
+        for starts in window_starts(num_blocks, block_len, context, batch_size, seed):
+            yield _gather_windows(flat, jnp.asarray(starts, jnp.int32), context)
+
+    def eval_batch_sums(self, params: Any, model_state: Any, batch: Batch) -> dict[str, jax.Array]:
+        logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
+        # Every position of a real window counts; padded windows (weight 0) count nothing.
+        mask = jnp.broadcast_to(batch["weights"][:, None], batch["targets"].shape)
+        summed = self.loss_fn(batch["targets"], logits, mask)["summed"]
+        return {"loss": summed, self.metric_name: summed, "count": mask.sum()}
+
+
+class ShakespearePostNormJaxWorkload(ShakespearePostNormWorkload, ShakespeareJaxWorkload):
+    pass
