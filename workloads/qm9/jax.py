@@ -1,0 +1,193 @@
+"""QM9 in JAX/Flax: the same GINE-style message-passing network as torch.py, layer for layer.
+
+node encoder -> N residual layers (pre-norm LayerNorm; message = ReLU(h_src + edge encoding),
+summed at the destination; MLP update) -> LayerNorm -> sum (or mean) over the graph's real nodes
+-> MLP head -> the standardised HOMO-LUMO gap. Graphs arrive padded to 9 nodes and 26 edges,
+so every batch has static shapes; masks drop the padding.
+
+Module names mirror the torch model's (`layers.0.edge_encoder`, `head.2`), and modules are
+called in the order torch's __init__ creates them, so parameter names and order match its
+`named_parameters()`; initialisers reproduce torch's defaults. Train batches draw the same rows
+as torch (the shared numpy stream `batch_rows`) and gather them on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from algoperf.frameworks.jax import JaxWorkload, device
+from algoperf.spec import Batch, ForwardPassMode
+
+from .workload import (
+    EDGE_FEATURES,
+    MAX_EDGES,
+    MAX_NODES,
+    NODE_FEATURES,
+    Qm9MeanWorkload,
+    Qm9Workload,
+    batch_rows,
+)
+
+# torch's default for Linear weights: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)).
+TORCH_DEFAULT_KERNEL = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+LAYER_NORM_EPS = 1e-5  # torch's default (flax's is 1e-6)
+
+
+def torch_default_bias(fan_in: int) -> nn.initializers.Initializer:
+    """torch's Linear bias default: U(±1/sqrt(fan_in))."""
+    bound = 1 / fan_in**0.5
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def linear(features: int, fan_in: int, name: str, zero: bool = False) -> nn.Dense:
+    """torch's nn.Linear(fan_in, features), with torch's initialisation (or zeros)."""
+    if zero:
+        return nn.Dense(
+            features, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros, name=name
+        )
+    return nn.Dense(
+        features, kernel_init=TORCH_DEFAULT_KERNEL, bias_init=torch_default_bias(fan_in), name=name
+    )
+
+
+def layer_norm(name: str) -> nn.LayerNorm:
+    return nn.LayerNorm(epsilon=LAYER_NORM_EPS, use_fast_variance=False, name=name)
+
+
+class Mlp(nn.Module):
+    """torch's Sequential(Linear(0), ReLU(1), Linear(2)); the last Linear optionally zero."""
+
+    hidden: int
+    out: int
+    fan_in: int
+    zero_last: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = jax.nn.relu(linear(self.hidden, self.fan_in, "0")(x))
+        return linear(self.out, self.hidden, "2", zero=self.zero_last)(x)
+
+
+class GINELayer(nn.Module):
+    """h <- h + MLP(x + sum_{edges j->i} ReLU(x_j + W_e e_ji)), with x = LayerNorm(h)."""
+
+    hidden: int
+
+    @nn.compact
+    def __call__(
+        self,
+        h: jax.Array,
+        src: jax.Array,
+        dst: jax.Array,
+        edge_features: jax.Array,
+        edge_mask: jax.Array,
+    ) -> jax.Array:
+        x = layer_norm("norm")(h)
+        edges = linear(self.hidden, EDGE_FEATURES, "edge_encoder")(edge_features)
+        messages = jax.nn.relu(x[src] + edges) * edge_mask[:, None]
+        aggregated = jax.ops.segment_sum(messages, dst, num_segments=x.shape[0])
+        return h + Mlp(2 * self.hidden, self.hidden, self.hidden, name="mlp")(x + aggregated)
+
+
+class Layers(nn.Module):
+    """torch's ModuleList `layers`: GINE layers named 0..N-1."""
+
+    hidden: int
+    num_layers: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array, *graph: jax.Array) -> jax.Array:
+        for i in range(self.num_layers):
+            h = GINELayer(self.hidden, name=str(i))(h, *graph)
+        return h
+
+
+class GINE(nn.Module):
+    hidden: int
+    num_layers: int
+    readout: str = "sum"
+
+    @nn.compact
+    def __call__(self, batch: Batch, train: bool = False) -> jax.Array:
+        """A batch of padded graphs -> (B,) predictions of the standardised target."""
+        node_features, node_mask = batch["inputs"], batch["node_mask"]
+        num_graphs = node_features.shape[0]
+        # Flatten the graphs into one big graph of B * 9 nodes; edges index into it.
+        offsets = jnp.arange(num_graphs, dtype=jnp.int32)[:, None] * MAX_NODES
+        edge_index = batch["edge_index"].astype(jnp.int32)
+        src = (edge_index[..., 0] + offsets).reshape(-1)
+        dst = (edge_index[..., 1] + offsets).reshape(-1)
+        edge_features = batch["edge_features"].reshape(src.shape[0], -1).astype(jnp.float32)
+        edge_mask = batch["edge_mask"].reshape(-1).astype(jnp.float32)
+
+        nodes = node_features.reshape(num_graphs * MAX_NODES, -1).astype(jnp.float32)
+        h = linear(self.hidden, NODE_FEATURES, "node_encoder")(nodes)
+        h = Layers(self.hidden, self.num_layers, name="layers")(h, src, dst, edge_features, edge_mask)
+        h = layer_norm("norm_final")(h).reshape(num_graphs, MAX_NODES, -1)
+        mask = node_mask.astype(jnp.float32)[..., None]
+        pooled = (h * mask).sum(axis=1)
+        if self.readout == "mean":
+            pooled = pooled / jnp.maximum(mask.sum(axis=1), 1.0)
+        # The last layer starts at zero: predict the train mean first (see torch.py).
+        head = Mlp(self.hidden, 1, self.hidden, zero_last=True, name="head")
+        return head(pooled).squeeze(-1)
+
+
+@jax.jit
+def _gather(train: dict[str, jax.Array], rows: jax.Array) -> Batch:
+    """The train rows `rows` of every array (one compile: rows always has the batch's shape)."""
+    return {k: jnp.take(v, rows, axis=0, mode="clip") for k, v in train.items()}
+
+
+class Qm9JaxWorkload(Qm9Workload, JaxWorkload):
+    def build_model(self) -> nn.Module:
+        return GINE(int(self.options["hidden"]), int(self.options["num_layers"]), self.readout)
+
+    def init_inputs(self) -> Batch:
+        """A dummy padded batch of one empty graph (the model reads several arrays)."""
+        return {
+            "inputs": jnp.zeros((1, MAX_NODES, NODE_FEATURES), jnp.uint8),
+            "node_mask": jnp.zeros((1, MAX_NODES), bool),
+            "edge_index": jnp.zeros((1, MAX_EDGES, 2), jnp.uint8),
+            "edge_features": jnp.zeros((1, MAX_EDGES, EDGE_FEATURES), jnp.uint8),
+            "edge_mask": jnp.zeros((1, MAX_EDGES), bool),
+        }
+
+    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
+        first = next(iter(train.values()))
+        dev = device()
+        for rows in batch_rows(len(first), batch_size, seed):
+            yield _gather(train, jax.device_put(rows.astype(np.int32), dev))
+
+    def model_fn(
+        self,
+        params: Any,
+        batch: Batch,
+        model_state: Any,
+        mode: ForwardPassMode,
+        rng: Any,
+        update_batch_norm: bool,
+    ) -> tuple[jax.Array, Any]:
+        # The model reads several arrays of the batch (nodes, edges, masks), not only "inputs";
+        # it has no dropout and no batch statistics, so mode and rng change nothing.
+        return self.model.apply({"params": params}, batch), model_state
+
+    def eval_batch_sums(self, params: Any, model_state: Any, batch: Batch) -> dict[str, jax.Array]:
+        outputs, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
+        loss = self.loss_fn(batch["targets"], outputs, batch["weights"])["summed"]
+        # The loss is the MAE of the standardised target; the metric is the same MAE in eV.
+        return {"loss": loss, self.metric_name: loss * self.gap_std_ev, "count": batch["weights"].sum()}
+
+
+class Qm9MeanJaxWorkload(Qm9MeanWorkload, Qm9JaxWorkload):
+    pass
