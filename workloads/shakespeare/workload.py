@@ -64,6 +64,12 @@ small (cpu profile): a reduced run of the procedure on the shared 2-core CPU (to
   (700 steps: about 40 s), an eval 0.55 s / 0.30 s (about 5% of the time at 100-step evals);
   under load, 2 threads were 3-5x slower than 1 (oversubscription), so the budget stays the
   loaded 1-thread figure until it is re-measured on an idle machine with --threads 2.
+jax (workloads/shakespeare/jax.py, the same model: tests/test_parity_shakespeare.py):
+  `algoperf run workload=shakespeare submission=adamw framework=jax threads=1` (AdamW
+  defaults, same machine, three jobs on its 2 cores) reached 1.879 at step 700 in 274 s of
+  submission time, 10.4 s of it XLA compilation; shakespeare_postnorm 1.910 at step 600 in
+  168 s. A JAX step takes 1.7x a torch step here (181 vs 108 ms, measured back to back), so
+  the cpu profile gives JAX 1.7 x 420 s = 720 s.
 postnorm variant: see ShakespearePostNormWorkload.TARGET_SETTING.
 large (h100 profile): NOT measured (no GPU was available when the workload was added). The
   model is nanoGPT's Shakespeare-character configuration (6 x 384, 6 heads, context 256);
