@@ -29,6 +29,7 @@ def run_sweep(args: argparse.Namespace, n_jobs: int, results_dir: str) -> float:
         f"num_studies={args.num_studies}",
         f"num_trials={args.num_trials}",
         f"n_jobs={n_jobs}",
+        f"threads={max(1, (os.cpu_count() or 1) // n_jobs)}",  # every core busy either way
         f"results_dir={results_dir}",
         "sweep=throughput",
         f"max_steps={args.max_steps}",

@@ -42,7 +42,8 @@ agree within 0.002 at every eval). Best validation accuracy: 0.8766, 0.8748, 0.8
 0.8766); every run first met 0.87 at step 750 (torch: 182 s submission time). Target = 0.87
 (median best, loosened so the tuned run reliably reaches it); budget = 300 s torch (1.6x),
 750 s jax (its steps take 2.5x as long on CPU). The tuned baselines' best accuracies at 800
-steps (benchmarks, same machine): NAdamW 0.893, LAMB 0.883, Lion 0.878, SGD-Nesterov 0.857.
+steps (benchmarks, same machine): NAdamW 0.893, LAMB 0.883, Lion 0.878, SGD-Nesterov 0.878
+(seed 0; 0.859 with seed 1, see submissions/sgd_nesterov/search_space.yaml).
 The gelu variant uses the base target; it was not measured separately.
 large: not yet measured on a GPU (targets are placeholders until `set-targets` runs there).
 """
