@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,13 +102,35 @@ def claim(directory: str | Path):
         except BlockingIOError:
             raise TrialClaimed(str(directory)) from None
         running = directory / RUNNING_NAME
-        running.write_text(str(os.getpid()))
+        running.write_text(f"{socket.gethostname()} {os.getpid()}")
         try:
             yield
         finally:
             running.unlink(missing_ok=True)
     finally:
         handle.close()
+
+
+def is_running(directory: str | Path) -> bool:
+    """Whether a live process is running this trial now.
+
+    `.running` names the host and pid of the process holding the claim. A SIGKILLed process
+    leaves the file behind (the lock itself is released by the kernel), so on this host the
+    pid is checked; a marker written on another host (a cluster node) is trusted.
+    """
+    try:
+        host, pid = (Path(directory) / RUNNING_NAME).read_text().split()
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 def trial_dir(

@@ -282,7 +282,7 @@ class ProgressMonitor:
 
     def report(self) -> None:
         done = sum(store.is_complete(d) for d in self.expected)
-        running = sum((d / store.RUNNING_NAME).exists() and not store.is_complete(d) for d in self.expected)
+        running = sum(store.is_running(d) and not store.is_complete(d) for d in self.expected)
         left = len(self.expected) - done - running
         elapsed = time.monotonic() - self._start
         new = done - self._done_at_start

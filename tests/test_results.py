@@ -2,6 +2,10 @@
 
 import json
 import math
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -65,3 +69,18 @@ def test_damaged_and_old_records_are_skipped_with_a_reason(tmp_path):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(AlgoperfError, match="does not exist"):
         results.load(tmp_path / "nope")
+
+
+def test_running_marker_counts_only_while_its_process_lives(tmp_path):
+    """A claim marks its trial running; a marker left by a killed process does not count."""
+    with results.claim(tmp_path):
+        assert results.is_running(tmp_path)
+    assert not results.is_running(tmp_path)  # removed on exit
+    child = [sys.executable, "-c", "import os; print(os.getpid())"]
+    dead = subprocess.run(child, capture_output=True, text=True, check=True)
+    (tmp_path / results.RUNNING_NAME).write_text(f"{socket.gethostname()} {dead.stdout.strip()}")
+    assert not results.is_running(tmp_path)  # stale: that process is gone (SIGKILL leaves the file)
+    (tmp_path / results.RUNNING_NAME).write_text(f"{socket.gethostname()} {os.getpid()}")
+    assert results.is_running(tmp_path)
+    (tmp_path / results.RUNNING_NAME).write_text("another-node 1")
+    assert results.is_running(tmp_path)  # another host's process cannot be checked: trusted
