@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    if command in ("run", "sweep") and any(a in ("-h", "--help") for a in rest):
+        print(config_help(command))
+        return 0
     commands = {
         "list": cmd_list,
         "check": cmd_check,
@@ -53,6 +56,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; complete trials are kept and a re-run resumes.", file=sys.stderr)
         return 130
+
+
+RUN_HELP = "usage: algoperf run workload=W submission=S [KEY=VALUE ...]\n"
+SWEEP_HELP = """usage: algoperf sweep workloads=[W,...] submissions=[S,...] [KEY=VALUE ...]
+
+sweep keys:
+  workloads=[...] submissions=[...]   what to run (registry names or submission paths)
+  frameworks=[torch,jax]              default [torch]
+  num_studies=N num_trials=N          default: the ruleset's (self/calibrated: 1 trial per study)
+  n_jobs=N                            trials in parallel (default: cores / threads_per_trial)
+  hydra/launcher=slurm hydra.launcher.*=...   run each trial as a cluster job
+
+every other key is passed to each trial (see below)
+"""
+
+
+def config_help(command: str) -> str:
+    """`run --help` / `sweep --help`: the usage line and every trial key, from conf/config.yaml."""
+    from algoperf.config import CONF_DIR
+
+    keys = (CONF_DIR / "config.yaml").read_text(encoding="utf-8")
+    head = SWEEP_HELP if command == "sweep" else RUN_HELP
+    return f"{head}\ntrial keys (conf/config.yaml; groups: hardware, ruleset, logger):\n\n{keys}"
 
 
 def cmd_list(args: list[str]) -> int:

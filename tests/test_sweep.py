@@ -107,6 +107,18 @@ def test_sweep_rejects_bad_names_before_running(tmp_path, capsys):
     assert not list(tmp_path.rglob("record.json"))
 
 
+def test_run_and_sweep_help_list_every_key(capsys):
+    from algoperf.sweep import SWEEP_KEYS
+
+    assert main(["run", "--help"]) == 0
+    run_help = capsys.readouterr().out
+    for key in ("workload:", "submission:", "framework:", "max_submission_time_s:", "threads:"):
+        assert key in run_help
+    assert main(["sweep", "-h"]) == 0
+    sweep_help = capsys.readouterr().out
+    assert all(f"{key}=" in sweep_help for key in SWEEP_KEYS) and "max_steps:" in sweep_help
+
+
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_slurm"])
 def test_launcher_configs_compose(launcher):
     from hydra import compose, initialize_config_dir
