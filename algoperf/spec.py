@@ -90,6 +90,10 @@ class Hyperparameters(Mapping):
         return f"Hyperparameters({self._values!r})"
 
 
+# Compute precisions a workload size may declare in its options ("precision").
+PRECISIONS = ("float32", "bfloat16")
+
+
 @dataclass(frozen=True)
 class WorkloadSize:
     """One size of a workload: model/data dimensions plus the target and step hint for that size.
@@ -151,6 +155,15 @@ class Workload(abc.ABC):
     @property
     def options(self) -> Mapping[str, Any]:
         return self.sizes[self.size].options
+
+    @property
+    def precision(self) -> str:
+        """Compute precision of this size: "float32", or "bfloat16" (mixed precision: bf16
+        matmuls and convolutions, float32 parameters, optimizer state, loss and outputs)."""
+        precision = self.options.get("precision", "float32")
+        if precision not in PRECISIONS:
+            raise ValueError(f"{self.full_name}: precision {precision!r} is not one of {PRECISIONS}")
+        return precision
 
     @property
     def target_value(self) -> float:

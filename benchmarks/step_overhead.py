@@ -67,7 +67,7 @@ def bare_torch(workload, steps: int, one_batch: bool, seed: int, warmup: int) ->
         sched.step()
         sync()
         total += (time.perf_counter() - start) if i >= warmup else 0.0
-        float(loss)
+        float(loss.detach())
     return total / steps
 
 

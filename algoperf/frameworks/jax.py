@@ -181,6 +181,13 @@ def param_shapes(params: Any) -> dict[str, tuple[int, ...]]:
 NORM_MODULES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm, nn.RMSNorm)
 
 
+def to_compute_dtype(tree: Any, dtype: Any = jnp.bfloat16) -> Any:
+    """Mixed precision: floating leaves cast to `dtype` for the forward pass. The float32
+    parameters stay the master copy (the cast's gradient is float32); flax norms compute their
+    statistics in float32 whatever the input dtype, and the outputs are cast back to float32."""
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
 class JaxWorkload(Workload):
     """JAX implementation helpers shared by every JAX workload.
 
@@ -289,14 +296,17 @@ class JaxWorkload(Workload):
         update_batch_norm: bool,
     ) -> tuple[jax.Array, Any]:
         train = mode is ForwardPassMode.TRAIN
+        inputs = batch["inputs"]
+        if self.precision == "bfloat16":
+            params, inputs = to_compute_dtype(params), to_compute_dtype(inputs)
         variables = {"params": params, **(model_state or {})}
         rngs = {"dropout": rng} if train and rng is not None else None
         if train and update_batch_norm and model_state:
             outputs, new_state = self.model.apply(
-                variables, batch["inputs"], train=True, rngs=rngs, mutable=list(model_state)
+                variables, inputs, train=True, rngs=rngs, mutable=list(model_state)
             )
-            return outputs, dict(new_state)
-        return self.model.apply(variables, batch["inputs"], train=train, rngs=rngs), model_state
+            return outputs.astype(jnp.float32), dict(new_state)
+        return self.model.apply(variables, inputs, train=train, rngs=rngs).astype(jnp.float32), model_state
 
     def loss_fn(
         self,

@@ -5,6 +5,7 @@ Only this file (and workloads/submissions written for torch) imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -140,10 +141,19 @@ class TorchWorkload(Workload):
         update_batch_norm: bool,
     ) -> tuple[torch.Tensor, Any]:
         params.train(mode is ForwardPassMode.TRAIN)
-        if mode is ForwardPassMode.EVAL:
-            with torch.inference_mode():
-                return params(batch["inputs"]), model_state
-        return params(batch["inputs"]), model_state
+        with self.autocast():
+            if mode is ForwardPassMode.EVAL:
+                with torch.inference_mode():
+                    return params(batch["inputs"]).float(), model_state
+            return params(batch["inputs"]).float(), model_state
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision for sizes that declare `precision: bfloat16`: autocast runs matmuls
+        and convolutions in bf16 and keeps parameters, norms, softmax and the loss in float32
+        (outputs are cast back to float32 by model_fn)."""
+        if self.precision == "bfloat16":
+            return torch.autocast(device().type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def loss_fn(
         self,

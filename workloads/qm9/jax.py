@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from algoperf.frameworks.jax import JaxWorkload, device
+from algoperf.frameworks.jax import JaxWorkload, device, to_compute_dtype
 from algoperf.spec import Batch, ForwardPassMode
 
 from .workload import (
@@ -116,6 +116,7 @@ class GINE(nn.Module):
     hidden: int
     num_layers: int
     readout: str = "sum"
+    dtype: Any = jnp.float32  # compute dtype of the graph arrays (bfloat16: mixed precision)
 
     @nn.compact
     def __call__(self, batch: Batch, train: bool = False) -> jax.Array:
@@ -127,14 +128,14 @@ class GINE(nn.Module):
         edge_index = batch["edge_index"].astype(jnp.int32)
         src = (edge_index[..., 0] + offsets).reshape(-1)
         dst = (edge_index[..., 1] + offsets).reshape(-1)
-        edge_features = batch["edge_features"].reshape(src.shape[0], -1).astype(jnp.float32)
-        edge_mask = batch["edge_mask"].reshape(-1).astype(jnp.float32)
+        edge_features = batch["edge_features"].reshape(src.shape[0], -1).astype(self.dtype)
+        edge_mask = batch["edge_mask"].reshape(-1).astype(self.dtype)
 
-        nodes = node_features.reshape(num_graphs * MAX_NODES, -1).astype(jnp.float32)
+        nodes = node_features.reshape(num_graphs * MAX_NODES, -1).astype(self.dtype)
         h = linear(self.hidden, NODE_FEATURES, "node_encoder")(nodes)
         h = Layers(self.hidden, self.num_layers, name="layers")(h, src, dst, edge_features, edge_mask)
         h = layer_norm("norm_final")(h).reshape(num_graphs, MAX_NODES, -1)
-        mask = node_mask.astype(jnp.float32)[..., None]
+        mask = node_mask.astype(self.dtype)[..., None]
         pooled = (h * mask).sum(axis=1)
         if self.readout == "mean":
             pooled = pooled / jnp.maximum(mask.sum(axis=1), 1.0)
@@ -151,7 +152,8 @@ def _gather(train: dict[str, jax.Array], rows: jax.Array) -> Batch:
 
 class Qm9JaxWorkload(Qm9Workload, JaxWorkload):
     def build_model(self) -> nn.Module:
-        return GINE(int(self.options["hidden"]), int(self.options["num_layers"]), self.readout)
+        dtype = jnp.bfloat16 if self.precision == "bfloat16" else jnp.float32
+        return GINE(int(self.options["hidden"]), int(self.options["num_layers"]), self.readout, dtype)
 
     def init_inputs(self) -> Batch:
         """A dummy padded batch of one empty graph (the model reads several arrays)."""
@@ -180,7 +182,9 @@ class Qm9JaxWorkload(Qm9Workload, JaxWorkload):
     ) -> tuple[jax.Array, Any]:
         # The model reads several arrays of the batch (nodes, edges, masks), not only "inputs";
         # it has no dropout and no batch statistics, so mode and rng change nothing.
-        return self.model.apply({"params": params}, batch), model_state
+        if self.precision == "bfloat16":
+            params, batch = to_compute_dtype(params), to_compute_dtype(batch)
+        return self.model.apply({"params": params}, batch).astype(jnp.float32), model_state
 
     def eval_batch_sums(self, params: Any, model_state: Any, batch: Batch) -> dict[str, jax.Array]:
         outputs, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)

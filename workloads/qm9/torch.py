@@ -108,10 +108,11 @@ class Qm9TorchWorkload(Qm9Workload, TorchWorkload):
     ) -> tuple[torch.Tensor, Any]:
         # The model reads several arrays of the batch (nodes, edges, masks), not only "inputs".
         params.train(mode is ForwardPassMode.TRAIN)
-        if mode is ForwardPassMode.EVAL:
-            with torch.inference_mode():
-                return params(batch), model_state
-        return params(batch), model_state
+        with self.autocast():
+            if mode is ForwardPassMode.EVAL:
+                with torch.inference_mode():
+                    return params(batch).float(), model_state
+            return params(batch).float(), model_state
 
     def eval_metrics(self, params: nn.Module, model_state: Any, split: dict[str, Any]) -> dict[str, float]:
         loss_sum, count = 0.0, 0.0

@@ -212,6 +212,7 @@ class ShakespeareWorkload(Workload):
                 "num_layers": 6,
                 "num_heads": 6,
                 "eval_tokens": None,
+                "precision": "bfloat16",  # mixed precision on the GPU (float32 params and loss)
             },
         ),
     }
