@@ -174,3 +174,27 @@ def test_tiny_sweep_then_score_agrees_with_a_hand_computation(tmp_path, capsys):
         assert board.loc[sub, "score"] == pytest.approx(score), (sub, per_sub)
         if math.isfinite(per_sub[sub]) and math.inf not in per_sub.values():
             assert board.loc[sub, "toy/steps_to_target"] == pytest.approx(per_sub[sub])
+
+
+def test_sweep_runs_both_frameworks_on_a_real_workload(tmp_path, capsys):
+    """`frameworks=[torch,jax]`: one trial per framework, each record naming its framework."""
+    args = [
+        "sweep",
+        "workloads=[shakespeare]",
+        "submissions=[adamw]",
+        "frameworks=[torch,jax]",
+        "ruleset=self",
+        "num_studies=1",
+        f"results_dir={tmp_path}",
+        "sweep=t",
+        "max_steps=3",
+        "n_jobs=2",
+    ]
+    assert main(args) == 0
+    recs = {r["framework"]: r for r in records(tmp_path)}
+    assert sorted(recs) == ["jax", "torch"]
+    for framework, record in recs.items():
+        assert record["status"] == "budget_exhausted", record["error"]
+        assert record["global_steps"] == 3 and record["workload"] == "shakespeare"
+        assert framework in record["submission_path"]
+    assert recs["jax"]["compile_time_s"] > 0
