@@ -35,3 +35,13 @@ def pytest_terminal_summary(terminalreporter):
     from faults.fault_table import print_fault_table
 
     print_fault_table(terminalreporter)
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory):
+    """A private $ALGOPERF_CACHE for one test module, so tests never read or damage the user's
+    cache (e.g. QM9's graphs)."""
+    root = tmp_path_factory.mktemp("algoperf_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ALGOPERF_CACHE", str(root))
+        yield root

@@ -85,6 +85,27 @@ def torch_to_jax_params(
     return unflatten_params(converted, jax_params)
 
 
+def initialised_pair(torch_workload: Any, jax_workload: Any, prepare_torch: Any = None) -> SimpleNamespace:
+    """Both workloads initialised with seed 0, for the parity tests.
+
+    `torch_model` is the torch workload's model (passed through `prepare_torch(model) -> model`
+    when given, e.g. to re-draw a zero-initialised layer), `jax_params` holds its weights in the
+    JAX layout, and `fresh_torch_model` / `fresh_jax_params` are each workload's own init.
+    """
+    fresh_torch_model, _ = torch_workload.init_model_fn(0)
+    fresh_jax_params, jax_state = jax_workload.init_model_fn(0)
+    torch_model = prepare_torch(fresh_torch_model) if prepare_torch else fresh_torch_model
+    return SimpleNamespace(
+        torch_workload=torch_workload,
+        torch_model=torch_model,
+        fresh_torch_model=fresh_torch_model,
+        jax_workload=jax_workload,
+        jax_params=torch_to_jax_params(torch_model, fresh_jax_params, jax_workload.param_types),
+        fresh_jax_params=fresh_jax_params,
+        jax_state=jax_state,
+    )
+
+
 def layout_mismatches(
     torch_workload: Any, jax_workload: Any, name_map: dict[str, str] | None = None
 ) -> list[str]:

@@ -7,16 +7,14 @@ agree, and the parameter names, types and shapes (after the layout mapping) must
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from parity_utils import (
+    initialised_pair,
     layout_mismatches,
     parameter_count,
     sgd_plugins,
     torch_params_numpy,
-    torch_to_jax_params,
     train_losses,
 )
 
@@ -49,20 +47,8 @@ def splits():
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def pair(request, splits):
-    """Both workloads initialised; `jax_params` holds the torch model's initial weights, and
-    `fresh_jax_params` the JAX workload's own initialisation."""
-    torch_workload = workload_class(request.param, "torch")()
-    jax_workload = workload_class(request.param, "jax")()
-    torch_model, _ = torch_workload.init_model_fn(0)
-    fresh_jax_params, jax_state = jax_workload.init_model_fn(0)
-    return SimpleNamespace(
-        torch_workload=torch_workload,
-        torch_model=torch_model,
-        jax_workload=jax_workload,
-        jax_params=torch_to_jax_params(torch_model, fresh_jax_params, jax_workload.param_types),
-        fresh_jax_params=fresh_jax_params,
-        jax_state=jax_state,
-    )
+    """Both workloads initialised; `jax_params` holds the torch model's initial weights."""
+    return initialised_pair(workload_class(request.param, "torch")(), workload_class(request.param, "jax")())
 
 
 def batches(splits, count: int) -> list[dict[str, np.ndarray]]:

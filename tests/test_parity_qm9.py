@@ -11,16 +11,15 @@ parameter names, types and shapes (after the layout mapping) must match. Runs on
 from __future__ import annotations
 
 import copy
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from parity_utils import (
+    initialised_pair,
     layout_mismatches,
     parameter_count,
     sgd_plugins,
     torch_params_numpy,
-    torch_to_jax_params,
     train_losses,
 )
 
@@ -40,15 +39,6 @@ VARIANTS = ["qm9", "qm9_mean"]
 # Measured: the loss curves agree to 2e-7 relative (7e-7 at learning rate 0.1): float32
 # rounding only (segment_sum and index_add_ add the messages in different orders).
 CURVE_RTOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def cache_root(tmp_path_factory):
-    """A private cache folder, so tests never read or damage the user's cache."""
-    root = tmp_path_factory.mktemp("algoperf_cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ALGOPERF_CACHE", str(root))
-        yield root
 
 
 def subset_workload(name: str, framework: str):
@@ -77,20 +67,14 @@ def pair(request, splits):
     jax_workload = subset_workload(request.param, "jax")
     torch_workload.load_splits()
     jax_workload.load_splits()
-    fresh_torch_model, _ = torch_workload.init_model_fn(0)
-    fresh_jax_params, jax_state = jax_workload.init_model_fn(0)
-    torch_model = copy.deepcopy(fresh_torch_model)
-    torch.manual_seed(1)
-    torch_model.head[-1].reset_parameters()
-    return SimpleNamespace(
-        torch_workload=torch_workload,
-        torch_model=torch_model,
-        fresh_torch_model=fresh_torch_model,
-        jax_workload=jax_workload,
-        jax_params=torch_to_jax_params(torch_model, fresh_jax_params, jax_workload.param_types),
-        fresh_jax_params=fresh_jax_params,
-        jax_state=jax_state,
-    )
+
+    def redraw_last_head_layer(model):
+        model = copy.deepcopy(model)
+        torch.manual_seed(1)
+        model.head[-1].reset_parameters()
+        return model
+
+    return initialised_pair(torch_workload, jax_workload, redraw_last_head_layer)
 
 
 def batches(split: dict[str, np.ndarray], count: int, start: int = 0) -> list[dict[str, np.ndarray]]:

@@ -13,15 +13,6 @@ SUBSET = 1500  # the first molecules of QM9: builds in about a second
 
 
 @pytest.fixture(scope="module")
-def cache_root(tmp_path_factory):
-    """A private cache folder, so tests never read or damage the user's cache."""
-    root = tmp_path_factory.mktemp("algoperf_cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ALGOPERF_CACHE", str(root))
-        yield root
-
-
-@pytest.fixture(scope="module")
 def workload(cache_root):
     torch.set_num_threads(1)
     try:

@@ -180,6 +180,27 @@ def param_shapes(params: Any) -> dict[str, tuple[int, ...]]:
 
 NORM_MODULES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm, nn.RMSNorm)
 
+# ---- torch's defaults as flax pieces, so a JAX model can start from torch's distributions ------
+
+# torch's default for Conv/Linear weights: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)).
+TORCH_DEFAULT_KERNEL = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+TORCH_NORM_EPS = 1e-5  # torch's LayerNorm/GroupNorm default (flax's is 1e-6)
+
+
+def torch_default_bias(fan_in: int) -> nn.initializers.Initializer:
+    """torch's Linear bias default: U(±1/sqrt(fan_in))."""
+    bound = 1 / fan_in**0.5
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def torch_layer_norm(name: str) -> nn.LayerNorm:
+    """nn.LayerNorm as torch computes it (eps 1e-5, two-pass variance)."""
+    return nn.LayerNorm(epsilon=TORCH_NORM_EPS, use_fast_variance=False, name=name)
+
 
 def to_compute_dtype(tree: Any, dtype: Any = jnp.bfloat16) -> Any:
     """Mixed precision: floating leaves cast to `dtype` for the forward pass. The float32

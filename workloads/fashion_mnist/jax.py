@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from algoperf.frameworks.jax import JaxWorkload
+from algoperf.frameworks.jax import TORCH_DEFAULT_KERNEL, TORCH_NORM_EPS, JaxWorkload, torch_default_bias
 from algoperf.spec import Batch, ForwardPassMode
 
 from .workload import FashionMnistGeluWorkload, FashionMnistWorkload
@@ -23,19 +23,6 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "gelu": lambda x: jax.nn.gelu(x, approximate=True),  # torch's GELU(approximate="tanh")
 }
-# torch's default for Conv2d/Linear weights: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)).
-TORCH_DEFAULT_KERNEL = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
-GROUP_NORM_EPS = 1e-5  # torch's default (flax's is 1e-6)
-
-
-def torch_default_bias(fan_in: int) -> nn.initializers.Initializer:
-    """torch's Linear bias default: U(±1/sqrt(fan_in))."""
-    bound = 1 / fan_in**0.5
-
-    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
 
 
 def conv(channels: int, name: str, stride: int = 1) -> nn.Conv:
@@ -51,7 +38,7 @@ def conv(channels: int, name: str, stride: int = 1) -> nn.Conv:
 
 
 def group_norm(name: str) -> nn.GroupNorm:
-    return nn.GroupNorm(num_groups=8, epsilon=GROUP_NORM_EPS, use_fast_variance=False, name=name)
+    return nn.GroupNorm(num_groups=8, epsilon=TORCH_NORM_EPS, use_fast_variance=False, name=name)
 
 
 class ResidualBody(nn.Module):

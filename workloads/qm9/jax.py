@@ -21,7 +21,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from algoperf.frameworks.jax import JaxWorkload, device, to_compute_dtype
+from algoperf.frameworks.jax import (
+    TORCH_DEFAULT_KERNEL,
+    JaxWorkload,
+    device,
+    to_compute_dtype,
+    torch_default_bias,
+    torch_layer_norm,
+)
 from algoperf.spec import Batch, ForwardPassMode
 
 from .workload import (
@@ -34,20 +41,6 @@ from .workload import (
     batch_rows,
 )
 
-# torch's default for Linear weights: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)).
-TORCH_DEFAULT_KERNEL = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
-LAYER_NORM_EPS = 1e-5  # torch's default (flax's is 1e-6)
-
-
-def torch_default_bias(fan_in: int) -> nn.initializers.Initializer:
-    """torch's Linear bias default: U(±1/sqrt(fan_in))."""
-    bound = 1 / fan_in**0.5
-
-    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
-
 
 def linear(features: int, fan_in: int, name: str, zero: bool = False) -> nn.Dense:
     """torch's nn.Linear(fan_in, features), with torch's initialisation (or zeros)."""
@@ -58,10 +51,6 @@ def linear(features: int, fan_in: int, name: str, zero: bool = False) -> nn.Dens
     return nn.Dense(
         features, kernel_init=TORCH_DEFAULT_KERNEL, bias_init=torch_default_bias(fan_in), name=name
     )
-
-
-def layer_norm(name: str) -> nn.LayerNorm:
-    return nn.LayerNorm(epsilon=LAYER_NORM_EPS, use_fast_variance=False, name=name)
 
 
 class Mlp(nn.Module):
@@ -92,7 +81,7 @@ class GINELayer(nn.Module):
         edge_features: jax.Array,
         edge_mask: jax.Array,
     ) -> jax.Array:
-        x = layer_norm("norm")(h)
+        x = torch_layer_norm("norm")(h)
         edges = linear(self.hidden, EDGE_FEATURES, "edge_encoder")(edge_features)
         messages = jax.nn.relu(x[src] + edges) * edge_mask[:, None]
         aggregated = jax.ops.segment_sum(messages, dst, num_segments=x.shape[0])
@@ -134,7 +123,7 @@ class GINE(nn.Module):
         nodes = node_features.reshape(num_graphs * MAX_NODES, -1).astype(self.dtype)
         h = linear(self.hidden, NODE_FEATURES, "node_encoder")(nodes)
         h = Layers(self.hidden, self.num_layers, name="layers")(h, src, dst, edge_features, edge_mask)
-        h = layer_norm("norm_final")(h).reshape(num_graphs, MAX_NODES, -1)
+        h = torch_layer_norm("norm_final")(h).reshape(num_graphs, MAX_NODES, -1)
         mask = node_mask.astype(self.dtype)[..., None]
         pooled = (h * mask).sum(axis=1)
         if self.readout == "mean":

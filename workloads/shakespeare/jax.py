@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from algoperf.frameworks.jax import JaxWorkload
+from algoperf.frameworks.jax import JaxWorkload, torch_layer_norm
 from algoperf.spec import Batch, ForwardPassMode, ParamType
 
 from .workload import ShakespearePostNormWorkload, ShakespeareWorkload, window_starts
@@ -35,7 +35,6 @@ ACTIVATIONS = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=True),  # torch's GELU(approximate="tanh")
     "relu": jax.nn.relu,
 }
-LAYER_NORM_EPS = 1e-5  # torch's default (flax's is 1e-6)
 INIT_STD = 0.02
 
 
@@ -47,10 +46,6 @@ def dense(features: int, name: str, std: float = INIT_STD, use_bias: bool = True
         bias_init=nn.initializers.zeros,
         name=name,
     )
-
-
-def layer_norm(name: str) -> nn.LayerNorm:
-    return nn.LayerNorm(epsilon=LAYER_NORM_EPS, use_fast_variance=False, name=name)
 
 
 class CausalSelfAttention(nn.Module):
@@ -94,7 +89,7 @@ class Block(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         attn = CausalSelfAttention(self.d_model, self.num_heads, self.out_std, name="attn")
         mlp = MLP(self.d_model, self.activation, self.out_std, name="mlp")
-        norm_attn, norm_mlp = layer_norm("norm_attn"), layer_norm("norm_mlp")
+        norm_attn, norm_mlp = torch_layer_norm("norm_attn"), torch_layer_norm("norm_mlp")
         if self.pre_norm:
             x = x + attn(norm_attn(x))
             return x + mlp(norm_mlp(x))
@@ -127,7 +122,7 @@ class CharTransformer(nn.Module):
             )
             x = block(x)
         if self.pre_norm:  # post-norm blocks already end in a LayerNorm
-            x = layer_norm("norm_final")(x)
+            x = torch_layer_norm("norm_final")(x)
         return dense(self.vocab_size, "head")(x)
 
 
