@@ -145,6 +145,14 @@ def trial_dir(
     return Path(root) / sweep / submission / workload / framework / f"study_{study}" / f"trial_{trial}"
 
 
+def trial_dir_for(cfg: Any, submission_name: str) -> Path:
+    """The trial folder of a run configuration (a TrialConfig or the sweep's Hydra config)."""
+    trial = cfg.trial if cfg.trial is not None else 0
+    return trial_dir(
+        cfg.results_dir, cfg.sweep, submission_name, cfg.workload, cfg.framework, cfg.study, trial
+    )
+
+
 def is_complete(directory: str | Path) -> bool:
     return (Path(directory) / RECORD_NAME).is_file()
 

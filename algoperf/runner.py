@@ -95,15 +95,7 @@ def run_trial(
     source = find_submission(cfg.submission)
     cls = workload_class(cfg.workload, cfg.framework)
     settings = workload_settings(cfg.hardware, cfg.workload, cfg.framework)
-    directory = store.trial_dir(
-        cfg.results_dir,
-        cfg.sweep,
-        source.name,
-        cfg.workload,
-        cfg.framework,
-        cfg.study,
-        cfg.trial if cfg.trial is not None else 0,
-    )
+    directory = store.trial_dir_for(cfg, source.name)
     if store.is_complete(directory) and not cfg.overwrite:
         return store.read_record(directory / store.RECORD_NAME)
     with store.claim(directory):

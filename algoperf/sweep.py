@@ -191,15 +191,7 @@ def run_job(cfg: Any) -> int:
     from hydra.core.hydra_config import HydraConfig
 
     source = find_submission(str(cfg.submission))
-    directory = store.trial_dir(
-        cfg.results_dir,
-        cfg.sweep,
-        source.name,
-        cfg.workload,
-        cfg.framework,
-        cfg.study,
-        cfg.trial if cfg.trial is not None else 0,
-    )
+    directory = store.trial_dir_for(cfg, source.name)
     if store.is_complete(directory):
         return 0
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra")]
