@@ -22,6 +22,10 @@ USAGE = """usage: algoperf COMMAND [...]
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # A trial's supervisor and worker share the device: JAX must not preallocate most of it.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -116,6 +120,7 @@ def cmd_check(args: list[str]) -> int:
 
 def trial_config_from(cfg: Any):
     from algoperf.config import to_dict
+    from algoperf.rulesets import Ruleset
     from algoperf.runner import TrialConfig
 
     c = to_dict(cfg)
@@ -132,7 +137,7 @@ def trial_config_from(cfg: Any):
         results_dir=str(c["results_dir"]),
         sweep=str(c["sweep"]),
         hparams=dict(c["hparams"] or {}),
-        self_tuning_budget_factor=float(ruleset.get("self_tuning_budget_factor", 1.5)),
+        self_tuning_budget_factor=Ruleset.from_config(ruleset).self_tuning_budget_factor,
         max_submission_time_s=c["max_submission_time_s"],
         eval_every_steps=c["eval_every_steps"],
         max_steps=c["max_steps"],

@@ -1,7 +1,8 @@
 """The results store: one folder per trial, `record.json` written atomically last, `evals.csv`.
 
 Layout: <root>/<sweep>/<submission>/<workload>/<framework>/study_<k>/trial_<j>/. A trial whose
-record.json exists is complete. Never imports torch or jax.
+record.json exists is complete. Records are signed (algoperf.signing) and checked on loading.
+Never imports torch or jax.
 """
 
 from __future__ import annotations
@@ -9,19 +10,20 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
 import io
 import json
-import math
 import os
 import socket
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from algoperf.errors import AlgoperfError
+from algoperf.signing import MissingKey, json_safe, key_id, load_key, sign, signature_problem
 
 SCHEMA_VERSION = 1
 
@@ -157,19 +159,22 @@ def is_complete(directory: str | Path) -> bool:
     return (Path(directory) / RECORD_NAME).is_file()
 
 
-def _json_safe(value: Any) -> Any:
-    """JSON has no inf/nan: store them as strings so the file stays standard JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+_json_safe = json_safe  # the conversion the signature covers: one definition, in algoperf.signing
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def write_record(directory: str | Path, record: dict[str, Any]) -> Path:
-    """Write record.json atomically: a reader sees either no record or the whole one."""
+    """Write record.json atomically and signed: a reader sees either no record or the whole one.
+
+    The record notes the SHA-256 of the trial's evals.csv (None without one), so the signature
+    covers the eval log too.
+    """
     missing = [f for f in RECORD_FIELDS if f not in record]
     if missing:
         raise ValueError(f"record lacks fields {missing}")
@@ -177,6 +182,7 @@ def write_record(directory: str | Path, record: dict[str, Any]) -> Path:
         raise ValueError(f"unknown status {record['status']!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    record = sign({**record, "evals_sha256": _sha256_or_none(directory / EVALS_NAME)}, load_key())
     fd, tmp = tempfile.mkstemp(prefix=".record.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
@@ -242,6 +248,9 @@ class Results:
     trials: pd.DataFrame
     evals: pd.DataFrame
     skipped: list[str]  # record paths that could not be read, with the reason
+    # "<record path>: <reason>" per record failing its signature or evals.csv check; those are
+    # left out of trials/evals unless loaded with trust_unsigned.
+    bad_signatures: list[str] = field(default_factory=list)
 
 
 TRIAL_KEYS = ("sweep", "submission", "workload", "framework", "study", "trial")
@@ -258,20 +267,57 @@ def _record_dirs(root: Path) -> list[str]:
     return sorted(found)
 
 
-def _load_record(path: str) -> dict[str, Any]:
-    """read_record without its per-call overheads (they add up over 10k records): the same
-    result, and the same AlgoperfError for a damaged file (read_record raises it)."""
+def _load_raw(path: str) -> tuple[dict[str, Any], bool]:
+    """The record as stored (inf/nan still strings, as signed) and whether it holds any.
+
+    read_record without its per-call overheads (they add up over 10k records), and the same
+    AlgoperfError for a damaged file (read_record raises it).
+    """
     with open(path, "rb") as f:
         text = f.read()
     try:
         raw = json.loads(text)
     except ValueError:  # JSONDecodeError, or bytes that are not text
-        return read_record(path)
+        return read_record(path), False
     if not isinstance(raw, dict):
-        return read_record(path)
-    if b'"inf"' in text or b'"-inf"' in text or b'"nan"' in text:
-        return {k: _float_or_special(v) for k, v in raw.items()}
-    return raw
+        return read_record(path), False
+    return raw, b'"inf"' in text or b'"-inf"' in text or b'"nan"' in text
+
+
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _decode_csv(data: bytes) -> str:
+    """The text that open() in text mode gives: universal newlines (EvalLog writes CRLF)."""
+    text = data.decode()
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _record_problem(raw: dict[str, Any], key: bytes | None, evals: bytes | None) -> str | None:
+    """Why a stored record cannot be trusted (its signature, or its evals.csv since), or None."""
+    if key is not None:
+        problem = signature_problem(raw, key)
+    elif isinstance(raw.get("signature"), dict):  # no key on this machine: signed elsewhere
+        problem = f"signed with another key (key_id {raw['signature'].get('key_id')})"
+    else:
+        problem = "unsigned"
+    if problem is not None or "evals_sha256" not in raw:
+        return problem
+    recorded = raw["evals_sha256"]
+    if evals is None:
+        return "evals.csv was deleted after the record was written" if recorded else None
+    if recorded is None:
+        return "evals.csv was added after the record was written"
+    if hashlib.sha256(evals).hexdigest() != recorded:
+        return "evals.csv changed since the record was written"
+    return None
 
 
 def _read_evals(texts: list[tuple[dict[str, Any], str]]) -> pd.DataFrame:
@@ -309,18 +355,31 @@ def _read_evals(texts: list[tuple[dict[str, Any], str]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def load(path: str | Path) -> Results:
-    """Load every complete trial under `path` (any level of the results tree)."""
+def _verification_key() -> bytes | None:
+    try:
+        return load_key(create=False)
+    except MissingKey:
+        return None  # nothing was ever signed here: every record is unsigned or foreign
+
+
+def load(path: str | Path, *, trust_unsigned: bool = False) -> Results:
+    """Load every complete trial under `path` (any level of the results tree).
+
+    Records failing their signature or evals.csv check are listed in `bad_signatures` and left
+    out, unless `trust_unsigned` (then they are loaded too, and still listed).
+    """
     path = Path(path)
     if not path.exists():
         raise AlgoperfError(f"results folder {path} does not exist. Run a sweep first, or check the path.")
+    key = _verification_key()
     rows: list[dict[str, Any]] = []
     eval_texts: list[tuple[dict[str, Any], str]] = []
     skipped: list[str] = []
+    bad_signatures: list[str] = []
     for directory in _record_dirs(path):
         record_path = os.path.join(directory, RECORD_NAME)
         try:
-            record = _load_record(record_path)
+            record, special = _load_raw(record_path)
         except AlgoperfError as e:
             skipped.append(str(e))
             continue
@@ -330,17 +389,45 @@ def load(path: str | Path) -> Results:
                 f"{SCHEMA_VERSION}; re-run that trial to record it in the current schema."
             )
             continue
+        evals = _read_bytes(os.path.join(directory, EVALS_NAME))
+        problem = _record_problem(record, key, evals)
+        if problem is not None:
+            bad_signatures.append(f"{record_path}: {problem}")
+            if not trust_unsigned:
+                continue
+        if special:
+            record = {k: _float_or_special(v) for k, v in record.items()}
+        record.pop("signature", None)
         record["path"] = directory
         rows.append(record)
-        try:
-            with open(os.path.join(directory, EVALS_NAME)) as f:
-                eval_texts.append((record, f.read()))
-        except FileNotFoundError:
-            pass
+        if evals is not None:
+            eval_texts.append((record, _decode_csv(evals)))
     trials = pd.DataFrame(rows)
     if len(trials):
         trials = trials.sort_values(list(TRIAL_KEYS)).reset_index(drop=True)
-    return Results(trials=trials, evals=_read_evals(eval_texts), skipped=skipped)
+    return Results(
+        trials=trials, evals=_read_evals(eval_texts), skipped=skipped, bad_signatures=bad_signatures
+    )
+
+
+TRUST_FIX = (
+    "re-run those trials (delete their trial folders and re-run the sweep), or, for records made "
+    "on another machine, point ALGOPERF_KEY_FILE at that machine's key; --trust-unsigned scores "
+    "them anyway and marks the report as unverified"
+)
+
+
+def refuse_untrusted(loaded: Results) -> None:
+    """Raise AlgoperfError naming every record that failed its signature check, if any did."""
+    if not loaded.bad_signatures:
+        return
+    lines = [
+        f"{len(loaded.bad_signatures)} trial records fail their signature check (they may have "
+        "been edited after the harness wrote them), so they are not scored:"
+    ]
+    lines += [f"  {line}" for line in loaded.bad_signatures]
+    lines.append(f"Fix: {TRUST_FIX}.")
+    raise AlgoperfError("\n".join(lines))
 
 
 def write_failure_record(

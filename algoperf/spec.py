@@ -11,8 +11,10 @@ from __future__ import annotations
 import abc
 import enum
 import inspect
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,42 +54,63 @@ class TrainingComplete(Exception):
 Batch = dict[str, Any]  # {"inputs": ..., "targets": ..., optional "weights": mask of valid examples}
 
 
-class Hyperparameters(Mapping):
+class Hyperparameters(tuple):
     """A trial's hyperparameters: read as `hp.learning_rate` (AlgoPerf style) or `hp["learning_rate"]`.
 
+    Read-only for real: the values are the items of a tuple (no attribute or dict to rebind).
     Reading a missing name raises AttributeError naming the ones that exist, so a typo in a
     submission fails loudly instead of silently using a default.
     """
 
-    def __init__(self, values: Mapping[str, Any]):
-        object.__setattr__(self, "_values", dict(values))
+    __slots__ = ()
+    _METHODS = frozenset({"keys", "values", "items", "get"})
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(
-                f"hyperparameter {name!r} is not in this trial's search space; "
-                f"it has: {', '.join(sorted(self._values)) or '(none)'}"
-            ) from None
+    def __new__(cls, values: Mapping[str, Any]):
+        return super().__new__(cls, tuple((str(k), v) for k, v in dict(values).items()))
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("_") or name in Hyperparameters._METHODS:
+            return object.__getattribute__(self, name)
+        for key, value in tuple.__iter__(self):
+            if key == name:
+                return value
+        raise AttributeError(
+            f"hyperparameter {name!r} is not in this trial's search space; "
+            f"it has: {', '.join(sorted(self.keys())) or '(none)'}"
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("hyperparameters are read-only during a trial")
 
-    def __getitem__(self, name: str) -> Any:
-        return self._values[name]
+    def __getitem__(self, name: str) -> Any:  # type: ignore[override]
+        for key, value in tuple.__iter__(self):
+            if key == name:
+                return value
+        raise KeyError(name)
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return (key for key, _ in tuple.__iter__(self))
 
-    def __len__(self) -> int:
-        return len(self._values)
+    def __contains__(self, name: object) -> bool:  # type: ignore[override]
+        return any(key == name for key, _ in tuple.__iter__(self))
+
+    def keys(self) -> list[str]:
+        return list(iter(self))
+
+    def values(self) -> list[Any]:
+        return [value for _, value in tuple.__iter__(self)]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(tuple.__iter__(self))
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self._values.get(name, default)
+        return self[name] if name in self else default
 
     def __repr__(self) -> str:
-        return f"Hyperparameters({self._values!r})"
+        return f"Hyperparameters({dict(self.items())!r})"
+
+
+Mapping.register(Hyperparameters)
 
 
 # Compute precisions a workload size may declare in its options ("precision").
@@ -202,6 +225,14 @@ class Workload(abc.ABC):
         return self._num_train_examples
 
     # ---- data: plain numpy, shared by every framework -------------------------------------
+    @classmethod
+    def data_locations(cls, data_dir: str | None = None) -> list[Path]:
+        """Where this workload's data may live on disk. A trial's worker is denied all of them:
+        it receives the training split from the supervisor. Subclasses add their own places."""
+        paths = [Path(data_dir)] if data_dir else []
+        paths += [Path(os.environ[v]) for v in ("ALGOPERF_DATA", "ALGOPERF_CACHE") if os.environ.get(v)]
+        return [*paths, Path.home() / ".cache" / "algoperf"]
+
     @abc.abstractmethod
     def load_splits(self) -> DataSplits:
         """Read the dataset and split it deterministically (the split never depends on a trial seed)."""

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from algoperf import results as store
-from algoperf.config import CONF_DIR, check_keys, compose, normalise_overrides, searchpath_override
+from algoperf.config import CONF_DIR, check_keys, compose, normalise_overrides, searchpath_override, to_dict
 from algoperf.errors import AlgoperfError
 from algoperf.plugins import find_submission, list_workloads, workload_class
+from algoperf.rulesets import Ruleset
 from algoperf.watchdog import Limits, run_watched
 
 SWEEP_KEYS = ("workloads", "submissions", "frameworks", "num_studies", "num_trials", "n_jobs")
@@ -69,9 +70,9 @@ def run_sweep_cli(args: list[str]) -> int:
     check_keys(trial_overrides, _config_keys())
     first = [f"workload={sweep['workloads'][0]}", f"submission={sweep['submissions'][0]}"]
     cfg = compose(first + trial_overrides)  # validates every override before any work
-    ruleset = cfg.ruleset
-    num_studies = sweep.get("num_studies", ruleset.num_studies)
-    num_trials = 1 if ruleset.name in ("self", "calibrated") else sweep.get("num_trials", ruleset.num_trials)
+    rules = Ruleset.from_config(to_dict(cfg.ruleset))
+    num_studies = sweep.get("num_studies", rules.num_studies)
+    num_trials = 1 if rules.self_tuning else sweep.get("num_trials", rules.num_trials)
 
     # Validate every name before launching anything, so a typo costs nothing.
     registry = list_workloads()
@@ -229,12 +230,10 @@ def trial_limits(cfg: Any) -> Limits:
     from algoperf.hardware import workload_settings
 
     watchdog = dict(cfg.hardware.get("watchdog") or {})
-    budget = (
-        cfg.max_submission_time_s
-        or workload_settings(dict(cfg.hardware), str(cfg.workload), str(cfg.framework)).max_submission_time_s
+    settings = workload_settings(to_dict(cfg.hardware), str(cfg.workload), str(cfg.framework))
+    budget = Ruleset.from_config(to_dict(cfg.ruleset)).budget_s(
+        settings.max_submission_time_s, cfg.max_submission_time_s
     )
-    if cfg.ruleset.name != "external" and not cfg.max_submission_time_s:
-        budget *= float(cfg.ruleset.get("self_tuning_budget_factor", 1.5))
     wall = float(watchdog.get("wall_time_factor", 3.0)) * budget + float(watchdog.get("grace_s", 300))
     memory = watchdog.get("memory_limit_gib")
     return Limits(wall_time_s=wall, memory_gib=float(memory) if memory else None)

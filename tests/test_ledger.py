@@ -98,3 +98,47 @@ def test_distinct_trials_get_distinct_seeds(tmp_path, toy_profile):
     seeds = {run(tmp_path, toy_profile, trial=k, max_steps=1)["seed"] for k in range(3)}
     seeds |= {run(tmp_path, toy_profile, study=1, trial=k, max_steps=1)["seed"] for k in range(3)}
     assert len(seeds) == 6
+
+
+def test_prepare_for_eval_is_submission_time(tmp_path, toy_profile):
+    record = run(tmp_path, toy_profile, submission="slow_prepare", max_steps=30)
+    assert record["num_evals"] == 3
+    # Three evals, each after a 0.2 s prepare_for_eval: the submission pays for all three.
+    assert record["submission_time_s"] >= 3 * 0.2
+    assert record["eval_time_s"] < 0.2
+
+
+def test_a_target_met_after_the_budget_does_not_count(tmp_path, toy_profile):
+    honest = run(tmp_path / "a", toy_profile)
+    assert honest["status"] == "reached" and honest["steps_to_target"] == 40
+    # The same trajectory, but step 40 stalls 2 s: the eval at step 40 meets the target with
+    # the budget (1 s) already spent.
+    late = run(tmp_path / "b", toy_profile, submission="late_target", max_submission_time_s=1.0)
+    assert late["global_steps"] == 40 and late["best_validation"] <= late["target"]
+    assert late["status"] == "budget_exhausted"
+    assert late["time_to_target_s"] is None and late["steps_to_target"] is None
+
+
+def test_ledger_schedule_and_budget():
+    from algoperf.ledger import Ledger
+
+    ledger = Ledger(budget_s=10.0, eval_every_steps=100, eval_period_s=None, max_steps=250)
+    assert ledger.stop_step() == 100 and ledger.seconds_to_eval() is None
+    ledger.add_interval(4.0, 100)
+    assert ledger.eval_due and not ledger.over_budget
+    ledger.add_eval(3.0)
+    assert ledger.stop_step() == 200 and ledger.submission_time_s == 4.0
+    ledger.add_interval(4.0, 200)
+    ledger.add_eval(1.0)
+    assert ledger.stop_step() == 250  # the step cap comes first
+    ledger.add_interval(2.5, 250)
+    assert ledger.over_budget and ledger.at_step_cap and not ledger.within_budget()
+    with pytest.raises(ValueError):
+        ledger.add_interval(1.0, 249)
+
+    timed = Ledger(budget_s=100.0, eval_every_steps=None, eval_period_s=30.0)
+    assert timed.stop_step() is None and timed.seconds_to_eval() == 30.0
+    timed.add_interval(31.0, 70)
+    assert timed.eval_due
+    timed.add_eval(5.0)
+    assert timed.seconds_to_eval() == pytest.approx(30.0) and not timed.eval_due

@@ -517,3 +517,45 @@ def warmup_cosine(
         decay_steps=warmup_steps + decay_steps,
         end_value=final_lr_factor * peak_lr,
     )
+
+
+# ---- the model's state between the worker and the supervisor (algoperf.ipc) ---------------------
+
+
+def _state_leaves(params: Any, model_state: Any) -> tuple[list[tuple[str, Any]], Any]:
+    leaves, treedef = jax.tree_util.tree_flatten_with_path({"params": params, "model_state": model_state})
+    return [(jax.tree_util.keystr(path), leaf) for path, leaf in leaves], treedef
+
+
+def state_layout(params: Any, model_state: Any) -> list[tuple[str, str, tuple[int, ...], int]]:
+    """(name, dtype, shape, bytes) of every array the supervisor needs to evaluate the model."""
+    leaves, _ = _state_leaves(params, model_state)
+    return [(name, np.dtype(leaf.dtype).name, tuple(leaf.shape), int(leaf.nbytes)) for name, leaf in leaves]
+
+
+def state_views(block: Any, layout: list) -> dict[str, np.ndarray]:
+    return block.numpy_views(layout)
+
+
+def bind_state(params: Any, model_state: Any, views: dict[str, np.ndarray]) -> None:
+    """JAX arrays live in the runtime's own buffers: nothing to bind; export copies."""
+
+
+def export_state(params: Any, model_state: Any, views: dict[str, np.ndarray]) -> None:
+    """Worker, at the end of a timed interval: device -> shared host buffers, one copy."""
+    from algoperf.rules import check_param_shapes
+
+    leaves, _ = _state_leaves(params, model_state)
+    check_param_shapes(
+        {k: tuple(v.shape) for k, v in views.items()}, {k: tuple(leaf.shape) for k, leaf in leaves}
+    )
+    for name, leaf in leaves:
+        views[name][...] = np.asarray(leaf)
+
+
+def import_state(params: Any, model_state: Any, views: dict[str, np.ndarray]) -> tuple[Any, Any]:
+    """Supervisor: a device copy of the worker's state, shaped like the supervisor's own model."""
+    leaves, treedef = _state_leaves(params, model_state)
+    arrays = [jax.device_put(np.array(views[name]), device()) for name, _ in leaves]
+    restored = jax.tree_util.tree_unflatten(treedef, arrays)
+    return restored["params"], restored["model_state"]

@@ -114,6 +114,10 @@ class FashionMnistWorkload(Workload):
         "large": WorkloadSize(target=0.93, step_hint=6000, options=LARGE_OPTIONS),
     }
 
+    @classmethod
+    def data_locations(cls, data_dir: str | None = None) -> list[Path]:
+        return super().data_locations(data_dir) + data_dir_candidates(data_dir)
+
     def load_splits(self) -> DataSplits:
         directory = find_data_dir(self.data_dir)
         train_images = read_idx(directory / FILES["train_images"])

@@ -420,6 +420,10 @@ class Qm9Workload(Workload):
         ),
     }
 
+    @classmethod
+    def data_locations(cls, data_dir: str | None = None) -> list[Path]:
+        return super().data_locations(data_dir) + csv_dir_candidates(data_dir) + [cache_dir()]
+
     def load_splits(self) -> DataSplits:
         graphs, _ = load_graphs(self.data_dir, self.max_molecules)
         rows = split_indices(len(graphs["index"]))

@@ -217,6 +217,10 @@ class ShakespeareWorkload(Workload):
         ),
     }
 
+    @classmethod
+    def data_locations(cls, data_dir: str | None = None) -> list[Path]:
+        return super().data_locations(data_dir) + text_dir_candidates(data_dir)
+
     def load_splits(self) -> DataSplits:
         text = read_text(self.data_dir)
         vocab = vocabulary(text)
