@@ -15,7 +15,7 @@ USAGE = """usage: algoperf COMMAND [...]
   check SUBMISSION [--framework F]      validate a submission before spending compute
   run workload=W submission=S [k=v...]  one timed trial (Hydra overrides, see conf/config.yaml)
   sweep workloads=[..] submissions=[..] a leaderboard sweep (each trial in its own process)
-  score RESULTS_DIR [--out DIR] [--measure time|steps]
+  score RESULTS_DIR [--out DIR] [--measure time|steps] [--verify] [--trust-unsigned]
   new-submission NAME [--dir DIR]       copy the template to start a submission
   set-targets WORKLOAD [hardware=...]   target-setting procedure: tune, repeat, set target/budget
 """
@@ -201,7 +201,8 @@ def cmd_sweep(args: list[str]) -> int:
 
 
 def cmd_score(args: list[str]) -> int:
-    from algoperf.report import write_report
+    from algoperf import scoring
+    from algoperf.report import load_for_scoring, render_report
 
     parser = argparse.ArgumentParser(prog="algoperf score")
     parser.add_argument("results_dir")
@@ -212,17 +213,30 @@ def cmd_score(args: list[str]) -> int:
     parser.add_argument(
         "--verify",
         action="store_true",
-        help="flag records whose submission or workload code has changed since",
+        help="flag records whose submission or workload code has changed since, or whose signature fails",
+    )
+    parser.add_argument(
+        "--trust-unsigned",
+        action="store_true",
+        help="score records that fail their signature check too; the report is marked unverified",
     )
     ns = parser.parse_args(args)
     if ns.verify:
         from algoperf.verify import verify_records
 
-        if not verify_records(ns.results_dir):
+        if not verify_records(ns.results_dir, trust_unsigned=ns.trust_unsigned):
             return 1
-    written = write_report(
-        ns.results_dir, ns.out, measure=ns.measure, tau_max=ns.tau_max, reference=ns.reference
-    )
+    results = load_for_scoring(ns.results_dir, trust_unsigned=ns.trust_unsigned)
+    if results.bad_signatures:  # only with --trust-unsigned: load_for_scoring refuses them otherwise
+        print(
+            f"warning: scoring {len(results.bad_signatures)} records that fail the signature check "
+            "(--trust-unsigned); the report is marked unverified:",
+            file=sys.stderr,
+        )
+        for line in results.bad_signatures:
+            print(f"  {line}", file=sys.stderr)
+    scores = scoring.score(results, ns.measure, ns.tau_max, ns.reference, trust_unsigned=ns.trust_unsigned)
+    written = render_report(results, scores, ns.results_dir if ns.out is None else ns.out)
     for path in written.values():
         print(path)
     leaderboard_md = next((p for p in written.values() if str(p).endswith(".md")), None)

@@ -50,7 +50,9 @@ def layout_to_json(layout: list[ArraySpec]) -> list[list[Any]]:
 
 
 def layout_from_json(items: list[list[Any]]) -> list[ArraySpec]:
-    return [ArraySpec(str(n), str(d), tuple(int(x) for x in shape), int(o), int(b)) for n, d, shape, o, b in items]
+    return [
+        ArraySpec(str(n), str(d), tuple(int(x) for x in shape), int(o), int(b)) for n, d, shape, o, b in items
+    ]
 
 
 class SharedBlock:
@@ -70,9 +72,9 @@ class SharedBlock:
 
     def numpy_views(self, layout: list[ArraySpec]) -> dict[str, np.ndarray]:
         return {
-            s.name: np.frombuffer(self.map, dtype=np.dtype(s.dtype), count=_count(s), offset=s.offset).reshape(
-                s.shape
-            )
+            s.name: np.frombuffer(
+                self.map, dtype=np.dtype(s.dtype), count=_count(s), offset=s.offset
+            ).reshape(s.shape)
             for s in layout
         }
 

@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 
 from algoperf import scoring
 from algoperf.errors import AlgoperfError
-from algoperf.results import TRIAL_KEYS, Results, load
+from algoperf.results import TRIAL_KEYS, Results, load, refuse_untrusted
 
 DPI = 150
 MEASURE_LABELS = {"time": "time to target (submission time)", "steps": "steps to target"}
@@ -38,21 +38,31 @@ def write_report(
     reference: str | None = scoring.DEFAULT_REFERENCE,
     n_boot: int = scoring.DEFAULT_N_BOOT,
     seed: int = 0,
+    trust_unsigned: bool = False,
 ) -> dict[str, Path]:
     """Load, score and write the five report files into `out_dir` (default: `results_dir`).
 
     Returns {"leaderboard_csv", "leaderboard_md", "profile_png", "curves_png", "report_html"}
-    mapped to the paths written.
+    mapped to the paths written. Records failing their signature check are refused, unless
+    `trust_unsigned`: then they are scored and the report is marked unverified.
     """
-    results = load(results_dir)
+    results = load_for_scoring(results_dir, trust_unsigned)
+    scores = scoring.score(results, measure, tau_max, reference, n_boot, seed, trust_unsigned=trust_unsigned)
+    return render_report(results, scores, results_dir if out_dir is None else out_dir)
+
+
+def load_for_scoring(results_dir: str | Path, trust_unsigned: bool = False) -> Results:
+    """The trials under `results_dir`; AlgoperfError for bad signatures (unless trusted) or none."""
+    results = load(results_dir, trust_unsigned=trust_unsigned)
+    if not trust_unsigned:
+        refuse_untrusted(results)
     if len(results.trials) == 0:
         detail = f" ({len(results.skipped)} unreadable records)" if results.skipped else ""
         raise AlgoperfError(
             f"no complete trials under {results_dir}{detail}: nothing to score. Run a sweep "
             "into that folder first, or point to the folder a sweep wrote."
         )
-    scores = scoring.score(results, measure, tau_max, reference, n_boot, seed)
-    return render_report(results, scores, results_dir if out_dir is None else out_dir)
+    return results
 
 
 def render_report(results: Results, scores: scoring.Scores, out_dir: str | Path) -> dict[str, Path]:
@@ -150,6 +160,18 @@ def _studies_line(scores: scoring.Scores) -> str:
     return f"{studies} studies per submission and workload, {scores.num_trials} trials"
 
 
+def unverified_line(scores: scoring.Scores) -> str | None:
+    """The notice that the scores rest partly on records whose signature check failed."""
+    if not scores.unverified:
+        return None
+    count = len(scores.unverified)
+    return (
+        f"Unverified: these scores include {count} record{'s' if count > 1 else ''} failing the "
+        "signature check (edited after being written, unsigned, or signed with another key), scored "
+        "with --trust-unsigned; see Warnings."
+    )
+
+
 def summary_line(scores: scoring.Scores) -> str:
     return (
         f"Measure: {MEASURE_LABELS[scores.measure]} · τ_max = {scores.tau_max:g} · "
@@ -225,6 +247,9 @@ def _table_rows(scores: scoring.Scores, rows: pd.DataFrame) -> tuple[list[str], 
 def leaderboard_markdown(scores: scoring.Scores) -> str:
     """The leaderboard as markdown: summary line, one table per group, stability, warnings."""
     lines = ["# Leaderboard", "", summary_line(scores), ""]
+    unverified = unverified_line(scores)
+    if unverified:
+        lines += [f"**{unverified}**", ""]
     for group, rows in _groups(scores):
         title = _group_title(group, scores)
         if title:
@@ -467,6 +492,8 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; border-radius: 4px;
            border-radius: 3px; }
 details summary { cursor: pointer; color: #333; }
 ul.warnings li { color: #9a6700; }
+.unverified { background: #fff4e5; border-left: 4px solid #cf222e; padding: .4rem 1rem;
+              font-weight: 600; }
 footer { margin-top: 3rem; color: #888; font-size: 0.8rem; }
 """
 
@@ -527,8 +554,11 @@ def report_html(scores: scoring.Scores, profile_png: Path, curves_png: Path) -> 
         f"<title>algoperf leaderboard</title><style>{CSS}</style></head><body>",
         "<h1>algoperf leaderboard</h1>",
         f'<p class="summary">{html.escape(summary_line(scores))}</p>',
-        "<h2>Leaderboard</h2>",
     ]
+    unverified = unverified_line(scores)
+    if unverified:
+        parts.append(f'<p class="unverified">{html.escape(unverified)}</p>')
+    parts.append("<h2>Leaderboard</h2>")
     for group, rows in _groups(scores):
         title = _group_title(group, scores)
         if title:

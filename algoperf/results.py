@@ -23,48 +23,12 @@ from typing import Any
 import pandas as pd
 
 from algoperf.errors import AlgoperfError
-from algoperf.signing import MissingKey, json_safe, key_id, load_key, sign, signature_problem
+from algoperf.record import SCHEMA_VERSION, STATUSES, TrialRecord
+from algoperf.signing import MissingKey, body_signature_problem, json_safe, load_key, sign
 
-SCHEMA_VERSION = 1
-
-STATUSES = ("reached", "budget_exhausted", "diverged", "failed", "training_complete", "timeout")
-
-RECORD_FIELDS = (
-    "schema_version",
-    "sweep",
-    "workload",
-    "variant",
-    "framework",
-    "submission",
-    "submission_sha256",
-    "workload_sha256",
-    "ruleset",
-    "hardware_profile",
-    "study",
-    "trial",
-    "seed",
-    "hparams",
-    "status",
-    "time_to_target_s",
-    "steps_to_target",
-    "submission_time_s",
-    "eval_time_s",
-    "compile_time_s",
-    "wall_time_s",
-    "global_steps",
-    "max_submission_time_s",
-    "target",
-    "metric_name",
-    "metric_higher_is_better",
-    "best_validation",
-    "final_validation",
-    "num_evals",
-    "hardware",
-    "software",
-    "started_at",
-    "ended_at",
-    "error",
-)
+# The record's fields and schema live with its type (algoperf.record); a record on disk must
+# carry every field of TrialRecord.
+RECORD_FIELDS = TrialRecord.field_names()
 
 EVAL_FIELDS = (
     "step",
@@ -300,17 +264,20 @@ def _decode_csv(data: bytes) -> str:
     return text
 
 
-def _record_problem(raw: dict[str, Any], key: bytes | None, evals: bytes | None) -> str | None:
-    """Why a stored record cannot be trusted (its signature, or its evals.csv since), or None."""
+def _record_problem(
+    body: dict[str, Any], signature: Any, key: bytes | None, evals: bytes | None
+) -> str | None:
+    """Why a stored record (its signature taken out) cannot be trusted: its signature, or its
+    evals.csv since; None when it can."""
     if key is not None:
-        problem = signature_problem(raw, key)
-    elif isinstance(raw.get("signature"), dict):  # no key on this machine: signed elsewhere
-        problem = f"signed with another key (key_id {raw['signature'].get('key_id')})"
+        problem = body_signature_problem(body, signature, key)
+    elif isinstance(signature, dict):  # no key on this machine: signed elsewhere
+        problem = f"signed with another key (key_id {signature.get('key_id')})"
     else:
         problem = "unsigned"
-    if problem is not None or "evals_sha256" not in raw:
+    if problem is not None or "evals_sha256" not in body:
         return problem
-    recorded = raw["evals_sha256"]
+    recorded = body["evals_sha256"]
     if evals is None:
         return "evals.csv was deleted after the record was written" if recorded else None
     if recorded is None:
@@ -390,14 +357,13 @@ def load(path: str | Path, *, trust_unsigned: bool = False) -> Results:
             )
             continue
         evals = _read_bytes(os.path.join(directory, EVALS_NAME))
-        problem = _record_problem(record, key, evals)
+        problem = _record_problem(record, record.pop("signature", None), key, evals)
         if problem is not None:
             bad_signatures.append(f"{record_path}: {problem}")
             if not trust_unsigned:
                 continue
         if special:
             record = {k: _float_or_special(v) for k, v in record.items()}
-        record.pop("signature", None)
         record["path"] = directory
         rows.append(record)
         if evals is not None:
@@ -421,9 +387,10 @@ def refuse_untrusted(loaded: Results) -> None:
     """Raise AlgoperfError naming every record that failed its signature check, if any did."""
     if not loaded.bad_signatures:
         return
+    count = len(loaded.bad_signatures)
     lines = [
-        f"{len(loaded.bad_signatures)} trial records fail their signature check (they may have "
-        "been edited after the harness wrote them), so they are not scored:"
+        f"{count} trial record{'s fail' if count > 1 else ' fails'} the signature check (edited after "
+        "being written, or signed elsewhere), so the folder is not scored:"
     ]
     lines += [f"  {line}" for line in loaded.bad_signatures]
     lines.append(f"Fix: {TRUST_FIX}.")
@@ -434,15 +401,10 @@ def write_failure_record(
     directory: str | Path, cfg: Any, submission: str, error: str, status: str = "failed"
 ) -> Path:
     """Record a trial whose process died before writing its own record (crash, kill, OOM)."""
-    import datetime as dt
-
     from algoperf.hardware import fingerprint
     from algoperf.provenance import software_versions
 
-    record: dict[str, Any] = {field: None for field in RECORD_FIELDS}
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    record.update(
-        schema_version=SCHEMA_VERSION,
+    record = TrialRecord(
         sweep=str(cfg.sweep),
         workload=str(cfg.workload),
         framework=str(cfg.framework),
@@ -451,17 +413,10 @@ def write_failure_record(
         hardware_profile=str(cfg.hardware.name),
         study=int(cfg.study),
         trial=int(cfg.trial or 0),
-        hparams={},
         status=status,
-        submission_time_s=0.0,
-        eval_time_s=0.0,
-        compile_time_s=0.0,
-        global_steps=0,
-        num_evals=0,
         hardware=fingerprint(),
         software=software_versions(str(cfg.framework)),
-        started_at=now,
-        ended_at=now,
         error=error,
     )
-    return write_record(directory, record)
+    record.ended_at = record.started_at
+    return write_record(directory, record.to_dict())

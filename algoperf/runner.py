@@ -20,7 +20,13 @@ from algoperf import results as store
 from algoperf.hardware import WorkloadSettings, fingerprint, workload_settings
 from algoperf.identity import snapshot_submission
 from algoperf.ledger import Ledger
-from algoperf.plugins import REPO_ROOT, SubmissionSource, find_submission, workload_class, workload_source_sha256
+from algoperf.plugins import (
+    REPO_ROOT,
+    SubmissionSource,
+    find_submission,
+    workload_class,
+    workload_source_sha256,
+)
 from algoperf.provenance import software_versions
 from algoperf.record import TrialRecord, now_iso
 from algoperf.rulesets import Ruleset
@@ -69,8 +75,8 @@ def run_trial(
     """
     wall_start = time.perf_counter()
     source = find_submission(cfg.submission)
-    settings = workload_settings(cfg.hardware, cfg.workload, cfg.framework)
     workload_class(cfg.workload, cfg.framework)  # an unknown workload fails before anything is written
+    settings = workload_settings(cfg.hardware, cfg.workload, cfg.framework)
     directory = store.trial_dir_for(cfg, source.name)
     if store.is_complete(directory) and not cfg.overwrite:
         return store.read_record(directory / store.RECORD_NAME)

@@ -261,7 +261,9 @@ def landlock_restrict(hidden: list[Path], writable: list[Path]) -> int:
 
     attr = Attr(handled, 0, scoped)
     size = ctypes.sizeof(Attr) if abi >= 6 else 8
-    ruleset = _libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    ruleset = _libc.syscall(
+        _SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)
+    )
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     read = _EXECUTE | _READ_FILE | _READ_DIR

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from algoperf.errors import AlgoperfError, did_you_mean
-from algoperf.results import Results
+from algoperf.results import Results, refuse_untrusted
 
 #: measure name -> the record field it reads.
 MEASURES = {"time": "time_to_target_s", "steps": "steps_to_target"}
@@ -206,6 +206,8 @@ class Scores:
     workload_names: list[str]
     num_trials: int
     warnings: list[str] = field(default_factory=list)
+    # records scored although they fail their signature check (trust_unsigned): the report says so
+    unverified: list[str] = field(default_factory=list)
 
 
 def _fingerprint(hardware: Any) -> str:
@@ -447,6 +449,7 @@ def score(
     reference: str | None = DEFAULT_REFERENCE,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
+    trust_unsigned: bool = False,
 ) -> Scores:
     """Score every competitor in `results` (see the module docstring and DESIGN.md "Scoring").
 
@@ -457,7 +460,9 @@ def score(
     speedup; where a group holds several frameworks, the reference in the competitor's own
     framework is used. The CI is a percentile bootstrap over studies with `n_boot` draws.
     Unreadable records (`results.skipped`) and doubts are returned in `Scores.warnings` and
-    emitted as Python warnings; mixed hardware or rulesets and an empty folder raise.
+    emitted as Python warnings; mixed hardware or rulesets and an empty folder raise. Records
+    failing their signature check (`results.bad_signatures`) raise, unless `trust_unsigned`:
+    then they are listed in `Scores.unverified` and the warnings.
     """
     if measure not in MEASURES:
         raise AlgoperfError(f"unknown measure {measure!r}." + did_you_mean(measure, MEASURES))
@@ -465,6 +470,8 @@ def score(
         raise AlgoperfError(f"tau_max must be above 1 (got {tau_max}); the default is 4.")
     if n_boot < 1:
         raise AlgoperfError(f"n_boot must be at least 1 (got {n_boot}); the default is 1000.")
+    if not trust_unsigned:
+        refuse_untrusted(results)
     found = [f"skipped record: {message}" for message in results.skipped]
     trials = results.trials
     if trials is None or len(trials) == 0:
@@ -526,6 +533,9 @@ def score(
     found = list(dict.fromkeys(found))
     for message in found:
         warnings.warn(message, stacklevel=2)
+    # Not a Python warning: the caller asked for these (trust_unsigned); the report lists them.
+    unverified = list(results.bad_signatures) if trust_unsigned else []
+    found += [f"unverified record (fails its signature check, scored anyway): {line}" for line in unverified]
     hardware = trials["hardware"].iloc[0]
     return Scores(
         leaderboard=leaderboard,
@@ -540,6 +550,7 @@ def score(
         workload_names=workload_names,
         num_trials=len(trials),
         warnings=found,
+        unverified=unverified,
     )
 
 

@@ -125,27 +125,32 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+# One encoder for every record: json.dumps with these options builds a new one on each call, which
+# costs a third of the encoding at 10k records.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def canonical_json(record: dict[str, Any]) -> bytes:
     """The bytes signed: the record without its signature, inf/nan as strings, keys sorted."""
-    body = {k: v for k, v in record.items() if k != "signature"}
+    return _canonical_body({k: v for k, v in record.items() if k != "signature"})
+
+
+def _canonical_body(body: dict[str, Any]) -> bytes:
     try:
         # json_safe walks every value; a record read from disk holds no inf/nan, so skip it then.
-        text = _dumps(body)
+        text = _CANONICAL.encode(body)
     except ValueError:
-        text = _dumps(json_safe(body))
+        text = _CANONICAL.encode(json_safe(body))
     return text.encode("ascii")
 
 
-def _digest(record: dict[str, Any], key: bytes) -> str:
-    return hmac.new(key, canonical_json(record), hashlib.sha256).hexdigest()
+def _digest(body: dict[str, Any], key: bytes) -> str:
+    return hmac.new(key, _canonical_body(body), hashlib.sha256).hexdigest()
 
 
 def sign(record: dict[str, Any], key: bytes) -> dict[str, Any]:
-    """A copy of `record` with a "signature" field over the rest of it."""
+    """A copy of `record` with a "signature" field over the rest of it (as JSON will store it:
+    dict keys should be strings, as a JSON reader gives them back)."""
     # Sign what a reader will see after a JSON round trip (e.g. int dict keys become strings).
     stored = json.loads(json.dumps(json_safe({k: v for k, v in record.items() if k != "signature"})))
     signed = dict(record)
@@ -155,13 +160,19 @@ def sign(record: dict[str, Any], key: bytes) -> dict[str, Any]:
 
 def signature_problem(record: dict[str, Any], key: bytes) -> str | None:
     """None when `record` carries a valid signature by `key`; else a short reason."""
-    signature = record.get("signature")
+    body = {k: v for k, v in record.items() if k != "signature"}
+    return body_signature_problem(body, record.get("signature"), key)
+
+
+def body_signature_problem(body: dict[str, Any], signature: Any, key: bytes) -> str | None:
+    """signature_problem of a record whose signature was taken out of it already (saves a copy
+    of every record when loading thousands)."""
     if not isinstance(signature, dict) or not isinstance(signature.get("value"), str):
         return "unsigned"
     if signature.get("alg") != ALGORITHM:
         return f"signed with an unknown algorithm {signature.get('alg')!r}"
     if signature.get("key_id") != key_id(key):
         return f"signed with another key (key_id {signature.get('key_id')})"
-    if not hmac.compare_digest(signature["value"].encode(), _digest(record, key).encode()):
+    if not hmac.compare_digest(signature["value"].encode(), _digest(body, key).encode()):
         return "signature does not match the content (edited after it was written)"
     return None

@@ -251,7 +251,9 @@ class Supervisor:
         self._check_group()
         step = report.get("step")
         if not isinstance(step, int) or step < self.ledger.global_step:
-            raise RuleViolation(f"rule violation: the worker reported step {step!r} after step {self.ledger.global_step}")
+            raise RuleViolation(
+                f"rule violation: the worker reported step {step!r} after step {self.ledger.global_step}"
+            )
         self.ledger.add_interval(end - start, step)
         return report
 
@@ -337,7 +339,11 @@ class Supervisor:
         record.final_validation, record.final_test = metric, row["test_metric"]
         if math.isfinite(metric) and (
             record.best_validation is None
-            or (metric > record.best_validation if workload.metric_higher_is_better else metric < record.best_validation)
+            or (
+                metric > record.best_validation
+                if workload.metric_higher_is_better
+                else metric < record.best_validation
+            )
         ):
             record.best_validation = metric
         self.bar.show(ledger.global_step, ledger.submission_time_s, metric)

@@ -1,30 +1,34 @@
-"""`algoperf score --verify`: does each record still match the code it claims to have measured?"""
+"""`algoperf score --verify`: does each record still match the code it claims to have measured,
+and is it the record the harness wrote (its signature)?"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from algoperf.errors import AlgoperfError
+from algoperf.identity import changed_files, submission_identity
 from algoperf.plugins import file_sha256, list_workloads, workload_source_sha256
-from algoperf.results import load
+from algoperf.results import TRUST_FIX, load
 
 
-def verify_records(results_dir: str | Path) -> bool:
-    """Print one line per record whose submission or workload source changed; True if none."""
-    trials = load(results_dir).trials
+def verify_records(results_dir: str | Path, trust_unsigned: bool = False) -> bool:
+    """Print one line per record whose submission or workload code changed, and one per record
+    failing its signature check (a note only, with `trust_unsigned`); True if none."""
+    loaded = load(results_dir, trust_unsigned=True)  # check the code of every record, trusted or not
+    trials = loaded.trials
     workloads = list_workloads()
     workload_hashes: dict[str, str | None] = {}
+    identities: dict[str, dict[str, Any] | str | None] = {}  # folder -> identity, error, or None
     mismatches = []
     for _, record in trials.iterrows():
         where = (
             f"{record['submission']}/{record['workload']}/{record['framework']} "
             f"study {record['study']} trial {record['trial']}"
         )
-        path = record.get("submission_path")
-        if isinstance(path, str) and record.get("submission_sha256"):
-            if not Path(path).is_file():
-                mismatches.append(f"{where}: submission file {path} no longer exists")
-            elif file_sha256(Path(path)) != record["submission_sha256"]:
-                mismatches.append(f"{where}: {path} changed since the trial ran")
+        problem = _submission_problem(record, identities)
+        if problem:
+            mismatches.append(f"{where}: {problem}")
         name = record["workload"]
         if name not in workload_hashes:
             workload_hashes[name] = workload_source_sha256(name) if name in workloads else None
@@ -37,6 +41,53 @@ def verify_records(results_dir: str | Path) -> bool:
         )
         for line in mismatches:
             print("  " + line)
+    bad = loaded.bad_signatures
+    if bad:
+        trusted = " (scored anyway: --trust-unsigned)" if trust_unsigned else ""
+        print(f"verify: {len(bad)} of {len(trials)} records fail the signature check{trusted}:")
+        for line in bad:
+            print("  " + line)
+        if not trust_unsigned:
+            print(f"  fix: {TRUST_FIX}")
+    if mismatches or (bad and not trust_unsigned):
         return False
     print(f"verify: all {len(trials)} records match the current submission and workload code")
     return True
+
+
+def _submission_problem(record: Any, identities: dict[str, dict[str, Any] | str | None]) -> str | None:
+    """What changed in the record's submission since its trial ran, or None."""
+    folder = record.get("submission_folder")
+    if isinstance(folder, str) and folder:
+        if folder not in identities:  # one hash of each folder, however many records share it
+            identities[folder] = _identity_now(Path(folder))
+        now = identities[folder]
+        if now is None:
+            return f"submission folder {folder} no longer exists"
+        if isinstance(now, str):
+            return now
+        recorded = record.get("submission_files")
+        if isinstance(recorded, dict) and recorded:
+            changes = changed_files(recorded, now["files"])
+            return f"{', '.join(changes)} since the trial ran (in {folder})" if changes else None
+        if now["tree_sha256"] != record.get("submission_sha256"):
+            return f"the files of {folder} changed since the trial ran"
+        return None
+    # Records written before whole-folder identities hash their torch.py/jax.py alone.
+    path = record.get("submission_path")
+    if isinstance(path, str) and record.get("submission_sha256"):
+        if not Path(path).is_file():
+            return f"submission file {path} no longer exists"
+        if file_sha256(Path(path)) != record["submission_sha256"]:
+            return f"{path} changed since the trial ran"
+    return None
+
+
+def _identity_now(folder: Path) -> dict[str, Any] | str | None:
+    """The folder's identity now; None when it is gone, the reason when it cannot be hashed."""
+    if not folder.is_dir():
+        return None
+    try:
+        return submission_identity(folder)
+    except AlgoperfError as e:
+        return str(e)

@@ -33,7 +33,9 @@ class Worker:
         self.channel = channel
         self.fw = importlib.import_module(f"algoperf.frameworks.{setup['framework']}")
         self.fw.set_threads(int(setup["threads"]))
-        self.isolation = confine_self(Confinement.from_json(setup["confinement"]), int(setup["supervisor_pid"]))
+        self.isolation = confine_self(
+            Confinement.from_json(setup["confinement"]), int(setup["supervisor_pid"])
+        )
         self.fw.seed_everything(int(setup["seeds"]["trial"]))
         self.workload = _submission_workload(setup)
         self.train_block, self.state_block = self._map_blocks(setup, fds)
@@ -41,7 +43,11 @@ class Worker:
         self.views = self._bind_state(setup)
         self.submission = _load_submission(setup)
         self.batch_size = int(
-            (self.submission.get_batch_size(self.workload.full_name) if self.submission.get_batch_size else None)
+            (
+                self.submission.get_batch_size(self.workload.full_name)
+                if self.submission.get_batch_size
+                else None
+            )
             or self.workload.default_batch_size
         )
         train = self.workload.to_device(self.train_block.numpy_views(layout_from_json(setup["train_layout"])))
@@ -103,7 +109,9 @@ class Worker:
         except Exception:
             return self._report("failed", error=traceback.format_exc())
         # After TrainingComplete with no step since the last eval there is nothing new to evaluate.
-        prepared = status != "training_complete" or self.global_step != self.last_report_step or not self.reports
+        prepared = (
+            status != "training_complete" or self.global_step != self.last_report_step or not self.reports
+        )
         if prepared:
             try:
                 self._prepare_for_eval()

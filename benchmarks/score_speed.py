@@ -1,8 +1,9 @@
 """How fast `algoperf score` is on a big results folder: 10,000 synthetic trials by default.
 
-Writes realistic trial folders (record.json + an evals.csv of ~10 evals each) into a temporary
-folder, then times results.load, scoring.score and the report separately. The last line printed
-is the scoring time; the goal is under 3 s.
+Writes realistic trial folders (signed record.json + an evals.csv of ~10 evals each) into a
+temporary folder, then times results.load (which checks every signature), scoring.score and the
+report separately. The last line printed is the scoring time; the goal is under 3 s. Records are
+signed with a throwaway key, or with --keep with the user's own (so `algoperf score DIR` works).
 
     .venv/bin/python benchmarks/score_speed.py [--trials 10000] [--keep DIR]
 """
@@ -11,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import io
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -21,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from algoperf import report, results, scoring
+from algoperf import report, results, scoring, signing
 
 SUBMISSIONS = {  # name -> time factor against adamw
     "adamw": 1.0,
@@ -104,6 +108,15 @@ def _trial(
     return fields, rows
 
 
+def _evals_csv(rows: list[dict[str, Any]]) -> bytes:
+    """evals.csv as EvalLog writes it."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=results.EVAL_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode()
+
+
 def generate(
     root: Path,
     num_trials: int = 10_000,
@@ -111,6 +124,7 @@ def generate(
     seed: int = 0,
 ) -> int:
     """Write about `num_trials` synthetic trial folders under `root`; returns how many."""
+    key = signing.load_key()
     rng = np.random.default_rng(seed)
     cells = len(SUBMISSIONS) * len(WORKLOADS) * len(FRAMEWORKS) * num_studies
     trials_per_study = max(1, round(num_trials / cells))
@@ -154,11 +168,10 @@ def generate(
                         )
                         directory.mkdir(parents=True)
                         # write_record fsyncs every file; a benchmark need not survive a crash.
-                        (directory / results.RECORD_NAME).write_text(json.dumps(record))
-                        with open(directory / results.EVALS_NAME, "w", newline="") as f:
-                            writer = csv.DictWriter(f, fieldnames=results.EVAL_FIELDS)
-                            writer.writeheader()
-                            writer.writerows(rows)
+                        evals = _evals_csv(rows)
+                        (directory / results.EVALS_NAME).write_bytes(evals)
+                        record["evals_sha256"] = hashlib.sha256(evals).hexdigest()
+                        (directory / results.RECORD_NAME).write_text(json.dumps(signing.sign(record, key)))
                         written += 1
     return written
 
@@ -172,6 +185,10 @@ def main() -> None:
     # `discard` takes minutes, and the reads hit the page cache either way.
     scratch = "/dev/shm" if Path("/dev/shm").is_dir() else None
     root = args.keep or Path(tempfile.mkdtemp(prefix="algoperf-score-speed-", dir=scratch))
+    key_folder = None
+    if args.keep is None:  # a throwaway folder: sign it with a throwaway key, not the user's
+        key_folder = tempfile.mkdtemp(prefix="algoperf-score-speed-key-")
+        os.environ[signing.KEY_ENV] = os.path.join(key_folder, "record-signing.key")
     try:
         start = time.perf_counter()
         written = generate(root, args.trials)
@@ -202,6 +219,8 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
+        if key_folder is not None:
+            shutil.rmtree(key_folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

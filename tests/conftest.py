@@ -1,6 +1,9 @@
 """Shared test set-up: test-only workloads/submissions on the search path, quiet loggers."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,11 @@ os.environ["ALGOPERF_CONFIG_PATH"] = str(FIXTURES / "conf")
 os.environ.setdefault("WANDB_MODE", "disabled")
 # Tests use one thread so results are reproducible and parallel test workers don't fight.
 os.environ.setdefault("ALGOPERF_THREADS", "1")
+# Records are signed with a key made for this test session, never the user's own key. setdefault:
+# test workers and the sweeps the tests start inherit it, so they all sign with one key.
+_key_folder = tempfile.mkdtemp(prefix="algoperf-test-key-")
+os.environ.setdefault("ALGOPERF_KEY_FILE", os.path.join(_key_folder, "record-signing.key"))
+atexit.register(shutil.rmtree, _key_folder, ignore_errors=True)
 
 TOY_PROFILE = {
     "name": "test",

@@ -86,15 +86,28 @@ def test_schedule_free_evaluates_the_average_and_resumes_training_from_y():
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 
-def test_schedule_free_trial_runs_on_toy(tmp_path, toy_profile, monkeypatch):
-    module, _ = load("schedule_free_adamw")
-    monkeypatch.setitem(module.BATCH_SIZES, "toy", 32)
+def with_toy_batch_size(name: str, batch_size: int, tmp_path) -> str:
+    """A copy of a submission whose BATCH_SIZES also covers the toy workload (the trial runs in
+    its own process, so the copy is edited on disk rather than patched in memory)."""
+    import shutil
+
+    folder = tmp_path / name
+    shutil.copytree(find_submission(name).folder, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (folder / "torch.py").read_text()
+    assert "BATCH_SIZES = {" in source
+    (folder / "torch.py").write_text(
+        source.replace("BATCH_SIZES = {", f'BATCH_SIZES = {{"toy": {batch_size}, ', 1)
+    )
+    return str(folder)
+
+
+def test_schedule_free_trial_runs_on_toy(tmp_path, toy_profile):
     record = run_trial(
         TrialConfig(
             workload="toy",
-            submission="schedule_free_adamw",
+            submission=with_toy_batch_size("schedule_free_adamw", 32, tmp_path),
             hardware=toy_profile,
-            results_dir=str(tmp_path),
+            results_dir=str(tmp_path / "results"),
             threads=1,
             max_steps=30,
         ),
@@ -117,15 +130,13 @@ def test_large_batch_scales_learning_rate_and_schedule_to_its_batch_size():
         module.get_batch_size("no_such_workload")
 
 
-def test_large_batch_trial_uses_its_batch_size(tmp_path, toy_profile, monkeypatch):
-    module, _ = load("large_batch_adamw")
-    monkeypatch.setitem(module.BATCH_SIZES, "toy", 64)
+def test_large_batch_trial_uses_its_batch_size(tmp_path, toy_profile):
     record = run_trial(
         TrialConfig(
             workload="toy",
-            submission="large_batch_adamw",
+            submission=with_toy_batch_size("large_batch_adamw", 64, tmp_path),
             hardware=toy_profile,
-            results_dir=str(tmp_path),
+            results_dir=str(tmp_path / "results"),
             threads=1,
             max_steps=30,
         ),

@@ -196,5 +196,5 @@ def test_sweep_runs_both_frameworks_on_a_real_workload(tmp_path, capsys):
     for framework, record in recs.items():
         assert record["status"] == "budget_exhausted", record["error"]
         assert record["global_steps"] == 3 and record["workload"] == "shakespeare"
-        assert framework in record["submission_path"]
+        assert f"{framework}.py" in record["submission_files"]
     assert recs["jax"]["compile_time_s"] > 0

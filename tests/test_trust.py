@@ -40,7 +40,9 @@ def test_replacing_the_clock_does_not_shrink_the_recorded_time(tmp_path):
 def test_no_route_reaches_the_validation_or_test_data(tmp_path, capfd):
     hardware = {
         "name": "test",
-        "workloads": {"fashion_mnist": {"size": "small", "max_submission_time_s": 60, "eval_every_steps": 10**6}},
+        "workloads": {
+            "fashion_mnist": {"size": "small", "max_submission_time_s": 60, "eval_every_steps": 10**6}
+        },
     }
     record = trial(tmp_path, "attack_peek", workload="fashion_mnist", hardware=hardware, max_steps=1)
     out = capfd.readouterr().out
@@ -56,7 +58,9 @@ def test_the_probe_finds_held_out_data_where_it_is_reachable(monkeypatch):
     from algoperf.plugins import workload_class
     from algoperf.rules import WorkloadView
 
-    spec = importlib.util.spec_from_file_location("probe", FIXTURES / "submissions" / "attack_peek" / "torch.py")
+    spec = importlib.util.spec_from_file_location(
+        "probe", FIXTURES / "submissions" / "attack_peek" / "torch.py"
+    )
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
     workload = workload_class("fashion_mnist", "torch")()
@@ -75,12 +79,16 @@ def test_tampering_with_the_workload_or_record_in_memory_changes_nothing(tmp_pat
 
 
 def test_a_background_thread_is_frozen_while_the_harness_evaluates(tmp_path, capfd):
-    record = trial(tmp_path, "attack_background", workload="toy_slow_eval", max_steps=50, stop_at_target=False)
+    record = trial(
+        tmp_path, "attack_background", workload="toy_slow_eval", max_steps=50, stop_at_target=False
+    )
     counts = [int(n) for n in re.findall(r"BACKGROUND (\d+)", capfd.readouterr().out)]
     assert record["num_evals"] == 5 and record["eval_time_s"] >= 5 * 0.3
-    # Unfrozen, the thread counts ~300 iterations in each 0.3 s evaluation (>= 1,200 by the last
-    # step); frozen, it runs only on the clock: at most one iteration per ms of submission time.
-    assert counts and max(counts) <= record["submission_time_s"] / 0.001 + 50, (max(counts), record)
+    assert len(counts) == 50
+    # Between two steps that straddle an evaluation (steps 10|11, 20|21, ...), an unfrozen thread
+    # counts ~300 iterations; frozen, it gains no more than between two ordinary steps.
+    across_evals = [counts[k] - counts[k - 1] for k in (10, 20, 30, 40)]
+    assert max(across_evals) < 30, across_evals
 
 
 def test_a_worker_that_escapes_its_process_group_fails_the_trial(tmp_path):

@@ -330,7 +330,9 @@ def export_state(model: nn.Module, model_state: Any, views: dict[str, torch.Tens
     from algoperf.rules import check_param_shapes
 
     state = _model_state(model)
-    check_param_shapes({k: tuple(v.shape) for k, v in views.items()}, {k: tuple(v.shape) for k, v in state.items()})
+    check_param_shapes(
+        {k: tuple(v.shape) for k, v in views.items()}, {k: tuple(v.shape) for k, v in state.items()}
+    )
     with torch.no_grad():
         for name, tensor in state.items():
             view = views[name]
