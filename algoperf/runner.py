@@ -88,19 +88,21 @@ def run_trial(
 
 def _run_claimed(cfg, source, settings, directory, emit, progress, wall_start) -> dict[str, Any]:
     record = new_record(cfg, source, settings)
-    directory.mkdir(parents=True, exist_ok=True)
-    log = store.EvalLog(directory)
-    emit("start", {"config": cfg, "record": record.to_dict(), "directory": directory})
-    plan = None
+    # A user's mistake (a malformed search space, an unusable submission folder) raises here,
+    # before anything is written.
+    plan = plan_trial(cfg, source, settings, record)
     try:
-        plan = plan_trial(cfg, source, settings, record)
-        Supervisor(plan, record, log, emit, progress).run()
-    except Exception as e:  # a failing submission is a result, not a crash of the harness
-        record.fail("".join(traceback.format_exception(type(e), e, e.__traceback__)))
+        directory.mkdir(parents=True, exist_ok=True)
+        log = store.EvalLog(directory)
+        emit("start", {"config": cfg, "record": record.to_dict(), "directory": directory})
+        try:
+            Supervisor(plan, record, log, emit, progress).run()
+        except Exception as e:  # a failing submission is a result, not a crash of the harness
+            record.fail("".join(traceback.format_exception(type(e), e, e.__traceback__)))
+        finally:
+            log.close()
     finally:
-        log.close()
-        if plan is not None:
-            release_confinement(plan.confinement)
+        release_confinement(plan.confinement)
     record.ended_at = now_iso()
     record.wall_time_s = time.perf_counter() - wall_start
     store.write_record(directory, record.to_dict())
@@ -153,7 +155,11 @@ def plan_trial(
     fw.seed_everything(record.seed)
     confinement = plan_confinement(hidden=hidden_from_worker(cfg, cls), needed=worker_needs())
     snapshot = Path(confinement.writable[0]) / "submission"
-    identity = snapshot_submission(source.folder, snapshot)
+    try:
+        identity = snapshot_submission(source.folder, snapshot)
+    except BaseException:
+        release_confinement(confinement)
+        raise
     record.submission_sha256, record.submission_files = identity["tree_sha256"], identity["files"]
     record.isolation = {
         "separate_process": True,

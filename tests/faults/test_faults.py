@@ -53,10 +53,13 @@ def tally(root: Path, fault: str, expected: int, run_log: Path | None, outcome: 
 
 
 @pytest.fixture
-def run_log(tmp_path, monkeypatch):
-    path = tmp_path / "runs.log"
-    monkeypatch.setenv("ALGOPERF_TEST_RUN_LOG", str(path))
-    return path
+def run_log(tmp_path_factory, monkeypatch):
+    # Outside the results folder, and named writable: trial workers may write nowhere else.
+    folder = tmp_path_factory.mktemp("run_log")
+    folder.chmod(0o777)  # for a worker that runs as an unprivileged user
+    monkeypatch.setenv("ALGOPERF_TEST_RUN_LOG", str(folder / "runs.log"))
+    monkeypatch.setenv("ALGOPERF_WORKER_WRITABLE", str(folder))
+    return folder / "runs.log"
 
 
 INJECTED = [
