@@ -73,7 +73,6 @@ def run_trial(
     Configuration errors (unknown names, bad profile) raise AlgoperfError before anything is
     written. Everything that goes wrong inside the trial is recorded (status failed/diverged).
     """
-    wall_start = time.perf_counter()
     source = find_submission(cfg.submission)
     workload_class(cfg.workload, cfg.framework)  # an unknown workload fails before anything is written
     settings = workload_settings(cfg.hardware, cfg.workload, cfg.framework)
@@ -83,10 +82,11 @@ def run_trial(
     with store.claim(directory):
         if store.is_complete(directory) and not cfg.overwrite:  # finished while we waited
             return store.read_record(directory / store.RECORD_NAME)
-        return _run_claimed(cfg, source, settings, directory, _emitter(callbacks), progress, wall_start)
+        return _run_claimed(cfg, source, settings, directory, _emitter(callbacks), progress)
 
 
-def _run_claimed(cfg, source, settings, directory, emit, progress, wall_start) -> dict[str, Any]:
+def _run_claimed(cfg, source, settings, directory, emit, progress) -> dict[str, Any]:
+    wall_start = time.perf_counter()
     record = new_record(cfg, source, settings)
     # A user's mistake (a malformed search space, an unusable submission folder) raises here,
     # before anything is written.

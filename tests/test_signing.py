@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from test_results import full_record
 from test_scoring import make_record, write_trial
 
 from algoperf import results, signing
@@ -125,22 +126,6 @@ def test_each_kind_of_bad_signature_has_its_reason() -> None:
 
 
 # ---- records on disk -------------------------------------------------------------------------
-
-
-def full_record(**overrides: Any) -> dict[str, Any]:
-    record = {name: None for name in results.RECORD_FIELDS}
-    record.update(
-        schema_version=results.SCHEMA_VERSION,
-        status="reached",
-        sweep="s",
-        submission="a",
-        workload="w",
-        framework="torch",
-        study=0,
-        trial=0,
-        hparams={"lr": 0.1},
-    )
-    return record | overrides
 
 
 def test_write_record_signs_and_notes_the_evals(tmp_path: Path) -> None:
