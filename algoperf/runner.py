@@ -198,7 +198,7 @@ def plan_trial(
 def hidden_from_worker(cfg: TrialConfig, cls: type) -> list[Path]:
     """What the worker must not read: every results tree we know of, the record-signing key, and
     the workload's data (it receives the training split from the supervisor)."""
-    hidden = [Path(cfg.results_dir), REPO_ROOT / "results", key_path().parent]
+    hidden = [Path(cfg.results_dir), REPO_ROOT / "results", key_path()]
     hidden += [Path(p) for p in cls.data_locations(cfg.data_dir)]
     return hidden
 

@@ -249,12 +249,27 @@ class Supervisor:
         finally:
             self.group.freeze()
         self._check_group()
+        report = self._validated(report)
+        self.ledger.add_interval(end - start, report["step"])
+        return report
+
+    def _validated(self, report: dict[str, Any]) -> dict[str, Any]:
+        """The worker is untrusted: a report that is not what the worker code sends is a violation."""
+        problems = []
+        if report.get("type") != "report":
+            problems.append(f"type {report.get('type')!r}")
         step = report.get("step")
-        if not isinstance(step, int) or step < self.ledger.global_step:
-            raise RuleViolation(
-                f"rule violation: the worker reported step {step!r} after step {self.ledger.global_step}"
-            )
-        self.ledger.add_interval(end - start, step)
+        if not isinstance(step, int) or isinstance(step, bool) or step < self.ledger.global_step:
+            problems.append(f"step {step!r} after step {self.ledger.global_step}")
+        if report.get("status") not in (None, "diverged", "training_complete", "failed"):
+            problems.append(f"status {report.get('status')!r}")
+        for key in ("train_loss_sum", "compile_time_s"):
+            if not isinstance(report.get(key, 0.0), (int, float)):
+                problems.append(f"{key} {report.get(key)!r}")
+        if not isinstance(report.get("train_loss_count", 0), int):
+            problems.append(f"train_loss_count {report.get('train_loss_count')!r}")
+        if problems:
+            raise RuleViolation("rule violation: malformed report from the worker: " + "; ".join(problems))
         return report
 
     def _await_report(self, start: float) -> dict[str, Any]:

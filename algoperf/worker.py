@@ -20,6 +20,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from algoperf.ipc import Channel, ControlFlags, SharedBlock, layout_bytes, layout_from_json
 from algoperf.rules import RuleViolation, WorkloadView
 from algoperf.sandbox import Confinement, confine_self
@@ -50,7 +52,7 @@ class Worker:
             )
             or self.workload.default_batch_size
         )
-        train = self.workload.to_device(self.train_block.numpy_views(layout_from_json(setup["train_layout"])))
+        train = self.workload.to_device(self._own_copy_of_train(setup))
         self.input_queue = self.workload.train_batches(train, self.batch_size, int(setup["seeds"]["data"]))
         self.hyperparameters = Hyperparameters(setup["hparams"])
         self.view = WorkloadView(self.workload)
@@ -77,6 +79,19 @@ class Worker:
         state = SharedBlock(fds[1], layout_bytes(state_layout))
         self.control = ControlFlags(SharedBlock(fds[2], 64))
         return train, state
+
+    def _own_copy_of_train(self, setup: dict[str, Any]) -> dict[str, Any]:
+        """The training split in this process's own memory, then the shared block unmapped.
+
+        Measured: batches gathered straight from the shared block made torch steps up to 10%
+        slower than from ordinary memory (shared-memory pages get no transparent huge pages,
+        and a random gather over a large split misses the TLB); the copy is untimed set-up.
+        """
+        views = self.train_block.numpy_views(layout_from_json(setup["train_layout"]))
+        train = {name: np.array(view) for name, view in views.items()}
+        del views
+        self.train_block.close()
+        return train
 
     def _bind_state(self, setup: dict[str, Any]) -> dict[str, Any]:
         layout = layout_from_json(setup["state_layout"])

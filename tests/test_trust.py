@@ -194,3 +194,9 @@ def test_records_say_how_the_worker_was_confined(tmp_path):
     assert str((tmp_path / "results").resolve()) in isolation["hidden"]
     assert isolation["landlock_abi"] >= 1 or isolation["unprivileged_uid"] is not None
     json.dumps(record)  # the record stays plain JSON
+
+
+def test_a_forged_report_is_a_rule_violation(tmp_path):
+    record = trial(tmp_path, "attack_report", max_steps=30)
+    assert record["status"] == "failed" and record["time_to_target_s"] is None
+    assert "malformed report from the worker: status 'reached'" in record["error"]
