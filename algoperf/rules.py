@@ -6,7 +6,7 @@ from typing import Any
 
 from algoperf.spec import Workload
 
-# What a submission may read from the workload: the training-side interface of DESIGN.md.
+# What a submission may read from the workload: its training-side interface (docs/rules.md, rule 1).
 VISIBLE = frozenset(
     {
         "name",

@@ -1,6 +1,6 @@
 """Scoring: time-to-target per study, performance ratios and profiles, the benchmark score.
 
-The maths is DESIGN.md's "Scoring", as pure functions on numpy arrays (the formulas) and pandas
+The maths (docs/architecture.md, "Scoring") as pure functions on numpy arrays (the formulas) and pandas
 frames (the bookkeeping). `score(results)` runs the whole pipeline. Never imports torch or jax.
 
 Notation: s a competitor (a submission in one framework), w a workload, t_{s,w} its time (or
@@ -451,7 +451,7 @@ def score(
     seed: int = 0,
     trust_unsigned: bool = False,
 ) -> Scores:
-    """Score every competitor in `results` (see the module docstring and DESIGN.md "Scoring").
+    """Score every competitor in `results` (see the module docstring and docs/architecture.md).
 
     measure="time" scores each framework on its own (time on one machine differs per framework);
     measure="steps" lets every (submission, framework) pair compete together. The workloads

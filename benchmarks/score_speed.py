@@ -132,7 +132,7 @@ def generate(
     for submission, factor in SUBMISSIONS.items():
         for workload, spec in WORKLOADS.items():
             for framework in FRAMEWORKS:
-                # frameworks differ per workload (DESIGN.md: CNN slower in jax, GNN faster)
+                # frameworks differ per workload (README: the CNN is slower in JAX, the GNN faster)
                 speed = factor * (spec[6] / spec[5] if framework == "jax" else 1.0) ** 0.5
                 for study in range(num_studies):
                     for trial in range(trials_per_study):

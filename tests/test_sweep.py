@@ -137,7 +137,7 @@ def test_launcher_configs_compose(launcher):
 
 def test_tiny_sweep_then_score_agrees_with_a_hand_computation(tmp_path, capsys):
     """2 submissions x 1 workload x 2 studies x 2 trials -> algoperf score -> every output, and
-    the leaderboard equals DESIGN.md's formulas applied by hand to the records."""
+    the leaderboard equals the scoring formulas (docs/architecture.md) applied by hand to the records."""
     import math
 
     import pandas as pd
