@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import select
 import socket
 import struct
 from dataclasses import dataclass
@@ -147,8 +148,6 @@ class Channel:
 
     def poll(self, timeout_s: float | None) -> bool:
         """True when a message (or EOF) is ready within `timeout_s` (None: wait forever)."""
-        import select
-
         ready, _, _ = select.select([self.sock], [], [], None if timeout_s is None else max(0.0, timeout_s))
         return bool(ready)
 

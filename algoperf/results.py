@@ -123,9 +123,6 @@ def is_complete(directory: str | Path) -> bool:
     return (Path(directory) / RECORD_NAME).is_file()
 
 
-_json_safe = json_safe  # the conversion the signature covers: one definition, in algoperf.signing
-
-
 def _sha256_or_none(path: Path) -> str | None:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -150,7 +147,7 @@ def write_record(directory: str | Path, record: dict[str, Any]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".record.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(_json_safe(record), f, indent=2, sort_keys=False)
+            json.dump(json_safe(record), f, indent=2, sort_keys=False)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, directory / RECORD_NAME)

@@ -39,10 +39,6 @@ class Ruleset:
     def self_tuning(self) -> bool:
         return self.name != "external"
 
-    @property
-    def trials_per_study(self) -> int:
-        return self.num_trials if not self.self_tuning else 1
-
     def budget_s(self, profile_budget_s: float, override_s: float | None = None) -> float:
         """A trial's submission-time budget: an explicit override as given, else the hardware
         profile's budget, times the self-tuning factor for self-tuning rulesets."""

@@ -9,6 +9,9 @@ optimizer init, evaluation, logging, writing results.
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -73,24 +76,38 @@ def run_trial(
     Configuration errors (unknown names, bad profile) raise AlgoperfError before anything is
     written. Everything that goes wrong inside the trial is recorded (status failed/diverged).
     """
-    source = find_submission(cfg.submission)
-    workload_class(cfg.workload, cfg.framework)  # an unknown workload fails before anything is written
-    settings = workload_settings(cfg.hardware, cfg.workload, cfg.framework)
-    directory = store.trial_dir_for(cfg, source.name)
+    resolved = Resolved.of(cfg)  # unknown names fail here, before anything is written
+    directory = store.trial_dir_for(cfg, resolved.source.name)
     if store.is_complete(directory) and not cfg.overwrite:
         return store.read_record(directory / store.RECORD_NAME)
     with store.claim(directory):
         if store.is_complete(directory) and not cfg.overwrite:  # finished while we waited
             return store.read_record(directory / store.RECORD_NAME)
-        return _run_claimed(cfg, source, settings, directory, _emitter(callbacks), progress)
+        return _run_claimed(cfg, resolved, directory, _emitter(callbacks), progress)
 
 
-def _run_claimed(cfg, source, settings, directory, emit, progress) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Resolved:
+    """A run configuration's names resolved: the submission folder, the workload class and the
+    hardware profile's settings for it."""
+
+    source: SubmissionSource
+    cls: type
+    settings: WorkloadSettings
+
+    @classmethod
+    def of(cls, cfg: TrialConfig) -> Resolved:
+        source = find_submission(cfg.submission)
+        workload = workload_class(cfg.workload, cfg.framework)
+        return cls(source, workload, workload_settings(cfg.hardware, cfg.workload, cfg.framework))
+
+
+def _run_claimed(cfg, resolved, directory, emit, progress) -> dict[str, Any]:
     wall_start = time.perf_counter()
-    record = new_record(cfg, source, settings)
+    record = new_record(cfg, resolved)
     # A user's mistake (a malformed search space, an unusable submission folder) raises here,
     # before anything is written.
-    plan = plan_trial(cfg, source, settings, record)
+    plan = plan_trial(cfg, resolved, record)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         log = store.EvalLog(directory)
@@ -110,9 +127,9 @@ def _run_claimed(cfg, source, settings, directory, emit, progress) -> dict[str, 
     return store.read_record(directory / store.RECORD_NAME)
 
 
-def new_record(cfg: TrialConfig, source: SubmissionSource, settings: WorkloadSettings) -> TrialRecord:
+def new_record(cfg: TrialConfig, resolved: Resolved) -> TrialRecord:
     """The record as it stands before the trial runs: identity, settings, provenance."""
-    cls = workload_class(cfg.workload, cfg.framework)
+    source, cls, settings = resolved.source, resolved.cls, resolved.settings
     eval_every_steps = cfg.eval_every_steps or settings.eval_every_steps
     return TrialRecord(
         sweep=cfg.sweep,
@@ -141,14 +158,12 @@ def new_record(cfg: TrialConfig, source: SubmissionSource, settings: WorkloadSet
     )
 
 
-def plan_trial(
-    cfg: TrialConfig, source: SubmissionSource, settings: WorkloadSettings, record: TrialRecord
-) -> TrialPlan:
+def plan_trial(cfg: TrialConfig, resolved: Resolved, record: TrialRecord) -> TrialPlan:
     """Hyperparameters, seeds, threads, the ledger and the worker's confinement of one trial."""
-    cls = workload_class(cfg.workload, cfg.framework)
+    source, cls, settings = resolved.source, resolved.cls, resolved.settings
     space = SearchSpace.from_yaml(source.search_space_path)
     record.hparams = trial_hparams(space, cfg.ruleset, cfg.seed, cfg.study, cfg.trial, cfg.hparams)
-    fw = __import__(f"algoperf.frameworks.{cfg.framework}", fromlist=["_"])
+    fw = importlib.import_module(f"algoperf.frameworks.{cfg.framework}")
     threads = int(cfg.threads or cfg.hardware.get("threads_per_trial") or fw.default_threads())
     record.threads = threads
     fw.set_threads(threads)  # the supervisor evaluates with the same share of the cores
@@ -205,9 +220,6 @@ def hidden_from_worker(cfg: TrialConfig, cls: type) -> list[Path]:
 
 def worker_needs() -> list[Path]:
     """What the worker must be able to read: the interpreter, its packages, the harness."""
-    import os
-    import sys
-
     paths = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent, REPO_ROOT]
     paths += [Path(p) for p in os.environ.get("ALGOPERF_WORKLOADS_PATH", "").split(os.pathsep) if p]
     return paths

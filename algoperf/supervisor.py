@@ -10,6 +10,7 @@ never read, and nothing of the worker runs while the supervisor evaluates, logs 
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import shutil
@@ -25,11 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from algoperf import results as store
-from algoperf.ipc import Channel, ControlFlags, SharedBlock, layout_to_json, plan_layout, share_arrays
+from algoperf.ipc import (
+    Channel,
+    ControlFlags,
+    SharedBlock,
+    layout_bytes,
+    layout_to_json,
+    plan_layout,
+    share_arrays,
+)
 from algoperf.ledger import Ledger
 from algoperf.record import TrialRecord
 from algoperf.rules import RuleViolation
-from algoperf.sandbox import Confinement, WorkerGroup, become_subreaper, unprivileged_user
+from algoperf.sandbox import Confinement, WorkerGroup, become_subreaper, children_of, unprivileged_user
 
 # A worker that does not report within this long after its budget ran out is stopped.
 OVERRUN_GRACE_S = 5.0
@@ -95,7 +104,7 @@ class Supervisor:
     ):
         self.plan, self.record, self.log, self.emit = plan, record, log, emit
         self.ledger = plan.ledger
-        self.fw = __import__(f"algoperf.frameworks.{plan.framework}", fromlist=["_"])
+        self.fw = importlib.import_module(f"algoperf.frameworks.{plan.framework}")
         self.workload = plan.workload_cls(size=plan.size, data_dir=plan.data_dir)
         self.bar = Progress(
             progress, plan.label, self.ledger.budget_s, self.workload.metric_name, self.workload.target_value
@@ -176,7 +185,7 @@ class Supervisor:
         ids = {}
         if confinement.uid is not None:
             ids = {"user": confinement.uid, "group": confinement.gid, "extra_groups": []}
-        adopted_before = _children()
+        adopted_before = children_of(os.getpid())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "algoperf.worker", str(theirs.fileno()), str(os.getpid())],
             pass_fds=[theirs.fileno()],
@@ -200,7 +209,7 @@ class Supervisor:
         del splits
         self.params, self.model_state = workload.init_model_fn(plan.seeds["model"])
         state_layout = plan_layout(self.fw.state_layout(self.params, self.model_state))
-        state_block = SharedBlock.create("algoperf-state", max(s.offset + s.nbytes for s in state_layout))
+        state_block = SharedBlock.create("algoperf-state", layout_bytes(state_layout))
         self.control = ControlFlags.create()
         self.blocks += [train_block, state_block, self.control.block]
         self.views = self.fw.state_views(state_block, state_layout)
@@ -384,12 +393,6 @@ class Supervisor:
 
 class _SetupFailed(Exception):
     """The worker failed before training (import, init, init_optimizer_state): record.error says why."""
-
-
-def _children() -> set[int]:
-    from algoperf.sandbox import children_of
-
-    return children_of(os.getpid())
 
 
 def plan_confinement(hidden: list[Path], needed: list[Path]) -> Confinement:
