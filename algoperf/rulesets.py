@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from algoperf.errors import AlgoperfError
-
-RULESETS = ("external", "self", "calibrated")
+from algoperf.tuning import RULESETS
 
 
 @dataclass(frozen=True)

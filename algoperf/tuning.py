@@ -201,13 +201,21 @@ def trial_hparams(
         values = space.defaults()
     else:
         values = space.sample(trial, derive_seed(root_seed, "study", study))
-    names = {p.name for p in space.params}
+    params = {p.name: p for p in space.params}
     for key, value in overrides.items():
-        if names and key not in names:
+        if params and key not in params:
             from algoperf.errors import did_you_mean
 
             raise AlgoperfError(
-                f"hparams.{key} is not in the search space {space.source}." + did_you_mean(key, names)
+                f"hparams.{key} is not in the search space {space.source}." + did_you_mean(key, params)
+            )
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key in params and params[key].kind == "range" and not numeric:
+            param = params[key]
+            example = param.default if param.default is not None else param.low
+            raise AlgoperfError(
+                f"hparams.{key}={value!r}: {key} is a number in the search space {space.source} "
+                f"(range {param.low}..{param.high}); give a number, e.g. hparams.{key}={example}."
             )
         values[key] = value
     return values

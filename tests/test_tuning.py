@@ -78,6 +78,8 @@ def test_defaults_and_overrides():
     assert hp["learning_rate"] == 0.5
     with pytest.raises(AlgoperfError, match="learning_rat.*Did you mean 'learning_rate'"):
         trial_hparams(s, "external", 0, 0, None, {"learning_rat": 0.5})
+    with pytest.raises(AlgoperfError, match=r"hparams.learning_rate='abc': learning_rate is a number"):
+        trial_hparams(s, "external", 0, 0, None, {"learning_rate": "abc"})
 
 
 def test_self_ruleset_uses_defaults_only():
