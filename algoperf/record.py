@@ -8,7 +8,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 STATUSES = ("reached", "budget_exhausted", "diverged", "failed", "training_complete", "timeout")
 
@@ -45,6 +45,8 @@ class TrialRecord:
     max_submission_time_s: float | None = None
     eval_every_steps: int | None = None
     eval_period_s: float | None = None
+    max_steps: int | None = None  # a step cap makes the trial a smoke run, left out of leaderboards
+    stop_at_target: bool = True
     threads: int | None = None
     target: float | None = None
     metric_name: str | None = None

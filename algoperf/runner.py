@@ -150,6 +150,8 @@ def new_record(cfg: TrialConfig, resolved: Resolved) -> TrialRecord:
         max_submission_time_s=cfg.rules.budget_s(settings.max_submission_time_s, cfg.max_submission_time_s),
         eval_every_steps=eval_every_steps,
         eval_period_s=None if cfg.eval_every_steps else settings.eval_period_s,
+        max_steps=cfg.max_steps,
+        stop_at_target=cfg.stop_at_target,
         target=cls.sizes[settings.size].target,
         metric_name=cls.metric_name,
         metric_higher_is_better=cls.metric_higher_is_better,
