@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import socket
 import tempfile
@@ -20,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from algoperf.errors import AlgoperfError
-from algoperf.record import SCHEMA_VERSION, STATUSES, TrialRecord
+from algoperf.record import SCHEMA_VERSION, STATUSES, TrialRecord, record_problems
 from algoperf.signing import MissingKey, body_signature_problem, json_safe, load_key, sign
 
 # The record's fields and schema live with its type (algoperf.record); a record on disk must
@@ -204,11 +206,16 @@ class EvalLog:
 
 @dataclass
 class Results:
-    """Tidy frames: one row per trial, one row per eval (with the trial's keys)."""
+    """Tidy frames: one row per trial, one row per eval (with the trial's keys).
+
+    Only valid records are in the frames. `invalid` names, one line each, every record left
+    out because it is unreadable, malformed, inconsistent, filed in the wrong folder, recorded
+    twice, or disagrees with its evals.csv: "<record path>: <what is wrong>".
+    """
 
     trials: pd.DataFrame
     evals: pd.DataFrame
-    skipped: list[str]  # record paths that could not be read, with the reason
+    invalid: list[str] = field(default_factory=list)
     # "<record path>: <reason>" per record failing its signature or evals.csv check; those are
     # left out of trials/evals unless loaded with trust_unsigned.
     bad_signatures: list[str] = field(default_factory=list)
@@ -218,11 +225,12 @@ TRIAL_KEYS = ("sweep", "submission", "workload", "framework", "study", "trial")
 
 
 def _record_dirs(root: Path) -> list[str]:
-    """Every folder under `root` holding a record.json, sorted. Plain strings and os.walk:
-    pathlib objects cost more than the reading itself at 10k trials."""
+    """Every folder under `root` holding a record.json, sorted, hidden folders (an overwrite's
+    staging folder, .hydra) excepted. Plain strings and os.walk: pathlib objects cost more than
+    the reading itself at 10k trials."""
     found = []
     for directory, subdirectories, files in os.walk(root):
-        subdirectories.sort()
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
         if RECORD_NAME in files:
             found.append(directory)
     return sorted(found)
@@ -255,7 +263,7 @@ def _read_bytes(path: str) -> bytes | None:
 
 def _decode_csv(data: bytes) -> str:
     """The text that open() in text mode gives: universal newlines (EvalLog writes CRLF)."""
-    text = data.decode()
+    text = data.decode(errors="replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
@@ -284,39 +292,145 @@ def _record_problem(
     return None
 
 
-def _read_evals(texts: list[tuple[dict[str, Any], str]]) -> pd.DataFrame:
+def folder_problem(directory: str, record: dict[str, Any]) -> str | None:
+    """Whether a record sits in the folder its own keys name (trial_dir), else what differs."""
+    parts = directory.rstrip(os.sep).split(os.sep)[-6:]
+    expected = [
+        record["sweep"],
+        record["submission"],
+        record["workload"],
+        record["framework"],
+        f"study_{record['study']}",
+        f"trial_{record['trial']}",
+    ]
+    if parts == expected:
+        return None
+    if len(parts) < 6 or not (parts[-2].startswith("study_") and parts[-1].startswith("trial_")):
+        return (
+            "not in a trial folder (<sweep>/<submission>/<workload>/<framework>/study_<k>/trial_<j>); "
+            f"its keys name {'/'.join(expected)}"
+        )
+    differing = [
+        f"{name} {value!r} but filed under {part!r}"
+        for name, value, part in zip(TRIAL_KEYS, expected, parts, strict=True)
+        if value != part
+    ]
+    return "the record says " + "; ".join(differing)
+
+
+def _read_evals(texts: list[tuple[int, str]]) -> tuple[pd.DataFrame, dict[int, str]]:
     """Parse many evals.csv texts at once: one read_csv per distinct header, not one per file.
 
-    Per-file pd.read_csv costs ~1 ms, which made loading 10k trials take ~30 s. Bodies with the
-    same header are joined and parsed together; the trial keys are then repeated per row.
+    `texts` holds (record index, text). Returns one frame with a `record` column (the index),
+    and the problems of files that cannot be used: a header lacking columns, unparsable text.
+    Per-file pd.read_csv costs ~1 ms, which made loading 10k trials take ~30 s; bodies with
+    the same header are joined and parsed together.
     """
-    by_header: dict[str, list[tuple[dict[str, Any], str]]] = {}
-    for record, text in texts:
+    problems: dict[int, str] = {}
+    by_header: dict[str, list[tuple[int, str]]] = {}
+    for index, text in texts:
         header, _, body = text.partition("\n")
-        if not header.strip():
-            continue
         if body and not body.endswith("\n"):
             body += "\n"
-        by_header.setdefault(header.rstrip("\r"), []).append((record, body))
+        by_header.setdefault(header.rstrip("\r"), []).append((index, body))
     frames = []
     for header, entries in by_header.items():
+        missing = [name for name in EVAL_FIELDS if name not in header.split(",")]
+        if missing:
+            for index, _ in entries:
+                problems[index] = f"evals.csv lacks the column(s) {', '.join(missing)}"
+            continue
         bodies = [body for _, body in entries]
         counts = [sum(1 for line in body.splitlines() if line.strip()) for body in bodies]
-        frame = pd.read_csv(io.StringIO(header + "\n" + "".join(bodies)))
-        if len(frame) != sum(counts):  # something odd (a quoted newline?): parse file by file
-            parts = [pd.read_csv(io.StringIO(header + "\n" + body)) for body in bodies]
+        try:
+            frame = pd.read_csv(io.StringIO(header + "\n" + "".join(bodies)))
+            if len(frame) != sum(counts):  # something odd (a quoted newline?): file by file
+                raise ValueError
+        except (ValueError, pd.errors.ParserError):
+            parts = []
+            for index, body in entries:
+                try:
+                    parts.append(pd.read_csv(io.StringIO(header + "\n" + body)))
+                except (ValueError, pd.errors.ParserError) as e:
+                    problems[index] = f"evals.csv cannot be parsed ({e})"
+                    parts.append(pd.DataFrame(columns=list(EVAL_FIELDS)))
             frame = pd.concat(parts, ignore_index=True)
             counts = [len(part) for part in parts]
-        for key in TRIAL_KEYS:
-            frame[key] = [
-                value
-                for (record, _), count in zip(entries, counts, strict=True)
-                for value in [record.get(key)] * count
-            ]
+        frame["record"] = np.repeat([index for index, _ in entries], counts)
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=[*EVAL_FIELDS, *TRIAL_KEYS])
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return pd.DataFrame(columns=[*EVAL_FIELDS, "record"]), problems
+    evals = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    for name in EVAL_FIELDS:  # a stray word in a number column: NaN here, caught by the checks
+        if evals[name].dtype == object:
+            evals[name] = pd.to_numeric(evals[name], errors="coerce")
+    return evals, problems
+
+
+# Statuses whose trials ended normally: their eval log must agree with their outcome. A failed
+# or timed-out trial's log may stop anywhere, and a rule violation voids an earlier target.
+_LOG_MATCHES_OUTCOME = ("reached", "budget_exhausted", "training_complete", "diverged")
+
+
+def evals_problems(trials: pd.DataFrame, evals: pd.DataFrame) -> dict[int, str]:
+    """Records whose outcome their own evals.csv contradicts, by record index (trials.index).
+
+    A reached trial's time and steps are those of its first eval meeting the target within
+    the budget; any other trial that ended normally has no such eval; best_validation is the
+    best finite validation metric logged; num_evals the number of rows.
+    """
+    checked = trials[trials["status"].isin(_LOG_MATCHES_OUTCOME)]
+    problems: dict[int, str] = {}
+    if checked.empty:
+        return problems
+    rows = evals[evals["record"].isin(checked.index)]
+    counts = rows.groupby("record").size().reindex(checked.index, fill_value=0)
+    per_row = checked.loc[rows["record"]]
+    metric = rows["validation_metric"].to_numpy(float)
+    target = pd.to_numeric(per_row["target"]).to_numpy(float)
+    higher = per_row["metric_higher_is_better"].fillna(True).to_numpy(bool)
+    budget = pd.to_numeric(per_row["max_submission_time_s"]).to_numpy(float)
+    finite = np.isfinite(metric)
+    with np.errstate(invalid="ignore"):
+        meets = finite & np.where(higher, metric >= target, metric <= target)
+        meets &= rows["submission_time_s"].to_numpy(float) <= budget
+    first = rows[meets].groupby("record", sort=False).head(1).set_index("record")
+    badness = np.where(finite, np.where(higher, -metric, metric), np.inf)
+    best_rows = rows.assign(_badness=badness).sort_values(["record", "_badness"], kind="stable")
+    best = best_rows.groupby("record", sort=False).head(1).set_index("record")
+    for index, record in checked.iterrows():
+        found = []
+        if counts[index] != record["num_evals"]:
+            found.append(f"num_evals is {record['num_evals']} but evals.csv has {counts[index]} rows")
+        if record["status"] == "reached":
+            if index not in first.index:
+                found.append("status 'reached' but no eval in evals.csv meets the target within the budget")
+            else:
+                row = first.loc[index]
+                if int(row["step"]) != record["steps_to_target"] or not math.isclose(
+                    float(row["submission_time_s"]), record["time_to_target_s"], rel_tol=1e-9, abs_tol=1e-9
+                ):
+                    found.append(
+                        f"reached at {record['time_to_target_s']:g} s (step {record['steps_to_target']}) "
+                        f"but evals.csv first meets the target at {row['submission_time_s']:g} s "
+                        f"(step {int(row['step'])})"
+                    )
+        elif index in first.index:
+            row = first.loc[index]
+            found.append(
+                f"status {record['status']!r} but evals.csv meets the target within the budget at "
+                f"{row['submission_time_s']:g} s (step {int(row['step'])})"
+            )
+        logged_best = float(best.loc[index, "validation_metric"]) if index in best.index else math.nan
+        stored_best = record["best_validation"]
+        if math.isfinite(logged_best) != (stored_best is not None and not pd.isna(stored_best)) or (
+            math.isfinite(logged_best)
+            and not math.isclose(logged_best, stored_best, rel_tol=1e-9, abs_tol=1e-12)
+        ):
+            found.append(f"best_validation is {stored_best} but the best in evals.csv is {logged_best}")
+        if found:
+            problems[index] = "; ".join(found)
+    return problems
 
 
 def _verification_key() -> bytes | None:
@@ -326,32 +440,34 @@ def _verification_key() -> bytes | None:
         return None  # nothing was ever signed here: every record is unsigned or foreign
 
 
-def load(path: str | Path, *, trust_unsigned: bool = False) -> Results:
-    """Load every complete trial under `path` (any level of the results tree).
+RECORD_FIX = (
+    "re-run the trial (delete its folder and re-run the sweep), or move the record out of the results folder"
+)
 
-    Records failing their signature or evals.csv check are listed in `bad_signatures` and left
-    out, unless `trust_unsigned` (then they are loaded too, and still listed).
+
+def load(path: str | Path, *, trust_unsigned: bool = False) -> Results:
+    """Load every complete trial under `path` (any level of the results tree), checking each.
+
+    Records failing their signature or evals.csv hash are listed in `bad_signatures` and left
+    out, unless `trust_unsigned` (then they are checked like the rest and still listed). Every
+    record is validated (record.StoredRecord), must sit in the folder its keys name, must be
+    the only record of its (sweep, submission, workload, framework, study, trial), and must
+    agree with its evals.csv; those that do not are listed in `invalid` and left out.
     """
     path = Path(path)
     if not path.exists():
         raise AlgoperfError(f"results folder {path} does not exist. Run a sweep first, or check the path.")
     key = _verification_key()
     rows: list[dict[str, Any]] = []
-    eval_texts: list[tuple[dict[str, Any], str]] = []
-    skipped: list[str] = []
+    eval_texts: list[tuple[int, str]] = []
+    invalid: dict[str, str] = {}  # record path -> what is wrong
     bad_signatures: list[str] = []
     for directory in _record_dirs(path):
         record_path = os.path.join(directory, RECORD_NAME)
         try:
             record, special = _load_raw(record_path)
         except AlgoperfError as e:
-            skipped.append(str(e))
-            continue
-        if record.get("schema_version") != SCHEMA_VERSION:
-            skipped.append(
-                f"{record_path}: schema_version {record.get('schema_version')!r}, expected "
-                f"{SCHEMA_VERSION}; re-run that trial to record it in the current schema."
-            )
+            invalid[record_path] = str(e).removeprefix(f"{record_path} ")
             continue
         evals = _read_bytes(os.path.join(directory, EVALS_NAME))
         problem = _record_problem(record, record.pop("signature", None), key, evals)
@@ -361,16 +477,71 @@ def load(path: str | Path, *, trust_unsigned: bool = False) -> Results:
                 continue
         if special:
             record = {k: _float_or_special(v) for k, v in record.items()}
+        problems = record_problems(record) or [folder_problem(directory, record)]
+        if problems != [None]:
+            invalid[record_path] = "; ".join(problems)
+            continue
         record["path"] = directory
-        rows.append(record)
         if evals is not None:
-            eval_texts.append((record, _decode_csv(evals)))
+            eval_texts.append((len(rows), _decode_csv(evals)))
+        rows.append(record)
     trials = pd.DataFrame(rows)
+    evals_frame, eval_problems = _read_evals(eval_texts)
+    if len(trials):
+        eval_problems.update(evals_problems(trials.drop(index=list(eval_problems)), evals_frame))
+        reached_without_log = trials.index[(trials["status"] == "reached") & trials["evals_sha256"].isna()]
+        eval_problems.update(
+            {i: "status 'reached' but the trial has no evals.csv" for i in reached_without_log}
+        )
+        copies = trials[trials.duplicated(list(TRIAL_KEYS), keep=False)]
+        for _, group in copies.groupby(list(TRIAL_KEYS), sort=False):
+            for index in group.index:
+                others = ", ".join(str(p) for p in group["path"] if p != trials.at[index, "path"])
+                eval_problems[index] = f"the same trial is also recorded at {others}; keep one"
+    for index, problem in eval_problems.items():
+        invalid[os.path.join(trials.at[index, "path"], RECORD_NAME)] = problem
+    if eval_problems:
+        trials = trials.drop(index=list(eval_problems))
+        evals_frame = evals_frame[~evals_frame["record"].isin(list(eval_problems))]
+    evals_frame = _with_trial_keys(evals_frame, trials)
     if len(trials):
         trials = trials.sort_values(list(TRIAL_KEYS)).reset_index(drop=True)
     return Results(
-        trials=trials, evals=_read_evals(eval_texts), skipped=skipped, bad_signatures=bad_signatures
+        trials=trials,
+        evals=evals_frame,
+        invalid=[f"{p}: {problem}" for p, problem in sorted(invalid.items())],
+        bad_signatures=bad_signatures,
     )
+
+
+def _with_trial_keys(evals: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """The eval rows with their trial's keys in place of the record index."""
+    if trials.empty:
+        return pd.DataFrame(columns=[*EVAL_FIELDS, *TRIAL_KEYS])
+    keys = trials[list(TRIAL_KEYS)]
+    positions = evals["record"].to_numpy()
+    evals = evals.drop(columns="record").reset_index(drop=True)
+    for key in TRIAL_KEYS:
+        evals[key] = keys[key].to_numpy()[keys.index.get_indexer(positions)]
+    return evals
+
+
+INVALID_FIX = (
+    "re-run those trials (delete their folders and re-run the sweep), move records filed in the "
+    "wrong place back or out of the results folder, and delete copies; or pass --skip-invalid to "
+    "score the rest (the report then lists what was left out)"
+)
+
+
+def refuse_invalid(loaded: Results) -> None:
+    """Raise AlgoperfError naming every invalid record, if any."""
+    if not loaded.invalid:
+        return
+    count = len(loaded.invalid)
+    lines = [f"{count} trial record{'s are' if count > 1 else ' is'} not valid, so the folder is not scored:"]
+    lines += [f"  {line}" for line in loaded.invalid]
+    lines.append(f"Fix: {INVALID_FIX}.")
+    raise AlgoperfError("\n".join(lines))
 
 
 TRUST_FIX = (

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from algoperf.comparable import SETTINGS, refuse_conflicts, smoke_runs
 from algoperf.errors import AlgoperfError, did_you_mean
-from algoperf.results import Results, refuse_untrusted
+from algoperf.results import Results, refuse_invalid, refuse_untrusted
 
 #: measure name -> the record field it reads.
 MEASURES = {"time": "time_to_target_s", "steps": "steps_to_target"}
@@ -208,39 +209,9 @@ class Scores:
     warnings: list[str] = field(default_factory=list)
     # records scored although they fail their signature check (trust_unsigned): the report says so
     unverified: list[str] = field(default_factory=list)
-
-
-def _fingerprint(hardware: Any) -> str:
-    if isinstance(hardware, dict) and hardware.get("fingerprint"):
-        return str(hardware["fingerprint"])
-    return "(none)"
-
-
-def check_comparable(trials: pd.DataFrame) -> None:
-    """Refuse trials that must not share one score: several hardware fingerprints or rulesets."""
-    fingerprints = trials["hardware"].map(_fingerprint)
-    if fingerprints.nunique() > 1:
-        lines = []
-        for fingerprint, rows in trials.groupby(fingerprints, sort=True):
-            hardware = rows["hardware"].iloc[0]
-            device = hardware.get("device", "?") if isinstance(hardware, dict) else "?"
-            example = rows["path"].iloc[0]
-            lines.append(f"  {fingerprint} (device {device}, {len(rows)} trials, e.g. {example})")
-        raise AlgoperfError(
-            f"the records come from {fingerprints.nunique()} hardware fingerprints:\n"
-            + "\n".join(lines)
-            + "\nTimes from different hardware are never mixed in one score. Score each "
-            "hardware's results folder separately (algoperf score RESULTS_DIR/SWEEP), moving "
-            "the trials run elsewhere into a folder of their own."
-        )
-    rulesets = trials["ruleset"].astype(str)
-    if rulesets.nunique() > 1:
-        counts = ", ".join(f"{name} ({n} trials)" for name, n in rulesets.value_counts().items())
-        raise AlgoperfError(
-            f"the records mix tuning rulesets: {counts}. A score compares submissions under one "
-            "tuning protocol. Score each ruleset's results folder separately "
-            "(algoperf score RESULTS_DIR/SWEEP)."
-        )
+    # records left out of this score and why (invalid ones under skip_invalid, smoke runs)
+    excluded: list[str] = field(default_factory=list)
+    label: str = ""  # the sweep or settings group, when a folder is scored in parts
 
 
 def _competitor_names(trials: pd.DataFrame) -> pd.Series:
@@ -450,6 +421,8 @@ def score(
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     trust_unsigned: bool = False,
+    skip_invalid: bool = False,
+    include_smoke: bool = False,
 ) -> Scores:
     """Score every competitor in `results` (see the module docstring and docs/architecture.md).
 
@@ -459,10 +432,13 @@ def score(
     it. `reference` names a submission (or a competitor, "adamw [torch]") for the geometric-mean
     speedup; where a group holds several frameworks, the reference in the competitor's own
     framework is used. The CI is a percentile bootstrap over studies with `n_boot` draws.
-    Unreadable records (`results.skipped`) and doubts are returned in `Scores.warnings` and
-    emitted as Python warnings; mixed hardware or rulesets and an empty folder raise. Records
-    failing their signature check (`results.bad_signatures`) raise, unless `trust_unsigned`:
-    then they are listed in `Scores.unverified` and the warnings.
+    Invalid records (`results.invalid`) raise, unless `skip_invalid`: then they are left out and
+    listed in `Scores.excluded`. Step-capped smoke runs are left out (and listed) unless
+    `include_smoke`. Settings that change a score's meaning must agree (algoperf.comparable),
+    else this raises naming them; so does an empty folder. Records failing their signature check
+    (`results.bad_signatures`) raise, unless `trust_unsigned`: then they are listed in
+    `Scores.unverified` and the warnings. Doubts are returned in `Scores.warnings` and emitted
+    as Python warnings.
     """
     if measure not in MEASURES:
         raise AlgoperfError(f"unknown measure {measure!r}." + did_you_mean(measure, MEASURES))
@@ -472,28 +448,41 @@ def score(
         raise AlgoperfError(f"n_boot must be at least 1 (got {n_boot}); the default is 1000.")
     if not trust_unsigned:
         refuse_untrusted(results)
-    found = [f"skipped record: {message}" for message in results.skipped]
+    if not skip_invalid:
+        refuse_invalid(results)
+    excluded = list(results.invalid)
+    found: list[str] = []
     trials = results.trials
     if trials is None or len(trials) == 0:
-        detail = f" {len(results.skipped)} records could not be read." if results.skipped else ""
+        detail = f" {len(results.invalid)} records are not valid." if results.invalid else ""
         raise AlgoperfError(
-            "no complete trials to score: the results folder holds no readable record.json."
+            "no complete trials to score: the results folder holds no valid record.json."
             f"{detail} Run a sweep first (algoperf sweep ...) or point to the folder it wrote."
         )
-    required = ("submission", "framework", "workload", "ruleset", "hardware", "study", "trial")
-    missing_columns = [c for c in required if c not in trials.columns]
-    if missing_columns:
-        raise AlgoperfError(f"trial records lack the fields {missing_columns}; re-run them.")
-    check_comparable(trials)
-
     # Only the columns scoring reads: the rest (hparams, software, ...) would slow every take.
-    trials = trials[[c for c in SCORED_COLUMNS if c in trials.columns]].copy()
+    wanted = [*SCORED_COLUMNS, *(c for c in SETTINGS if c in trials.columns and c not in SCORED_COLUMNS)]
+    trials = trials[[c for c in wanted if c in trials.columns]].copy()
     for column in SCORED_COLUMNS:
         if column not in trials.columns:
             trials[column] = None
     for column in ("sweep", "status", "path"):  # grouping keys: a missing value is "", not NaN
         trials[column] = trials[column].fillna("").astype(str)
+    smoke = smoke_runs(trials)
+    if smoke.any() and not include_smoke:
+        caps = sorted({int(v) for v in trials.loc[smoke, "max_steps"]})
+        excluded.append(
+            f"{int(smoke.sum())} smoke runs (trials capped by max_steps={', '.join(map(str, caps))}, "
+            f"e.g. {trials.loc[smoke, 'path'].iloc[0]}): left out of leaderboards; "
+            "--include-smoke scores them"
+        )
+        trials = trials[~smoke]
+        if trials.empty:
+            raise AlgoperfError(
+                "every trial is a smoke run (capped by max_steps), and smoke runs are left out of "
+                "leaderboards. Run the sweep without max_steps, or pass --include-smoke to score them."
+            )
     trials["competitor"] = _competitor_names(trials)
+    refuse_conflicts(trials)
     trials["group"] = trials["framework"].astype(str) if measure == "time" else ALL_FRAMEWORKS
     trials["value"] = _finite_or_inf(trials[MEASURES[measure]])
     studies = study_table(trials, measure)
@@ -551,6 +540,7 @@ def score(
         num_trials=len(trials),
         warnings=found,
         unverified=unverified,
+        excluded=excluded,
     )
 
 

@@ -1,0 +1,163 @@
+"""Which trials may share one score: settings that change a score's meaning must agree.
+
+A time to target means something only against the budget, eval schedule, target, hardware,
+tuning ruleset and code it was measured under, and a study's best trial only against the same
+number of trials per study. `conflicts` names every disagreement; `split_by_settings` groups
+competitors that agree among themselves (scored apart when the user asks); `smoke_runs` marks
+step-capped trials, which are left out of leaderboards by default. Never imports torch or jax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+
+from algoperf.errors import AlgoperfError
+
+#: setting -> the trials within which it must agree: () for every trial of the score.
+SETTINGS: dict[str, tuple[str, ...]] = {
+    "hardware fingerprint": (),
+    "hardware_profile": (),
+    "ruleset": (),
+    "max_submission_time_s": ("workload", "framework"),
+    "eval_every_steps": ("workload", "framework"),
+    "eval_period_s": ("workload", "framework"),
+    "max_steps": ("workload", "framework"),
+    "stop_at_target": ("workload", "framework"),
+    "target": ("workload",),
+    "size": ("workload",),
+    "workload_sha256": ("workload",),
+    "submission_sha256": ("submission",),
+}
+
+SPLIT_FIX = (
+    "Re-run the odd trials under the sweep's settings, move them to a results folder of their "
+    "own, or pass --split-settings to score each group of competitors that agree on their own."
+)
+
+
+def smoke_runs(trials: pd.DataFrame) -> pd.Series:
+    """Trials run under a step cap (max_steps): smoke tests, not leaderboard entries."""
+    if "max_steps" not in trials:
+        return pd.Series(False, index=trials.index)
+    return trials["max_steps"].notna()
+
+
+def _setting_values(trials: pd.DataFrame, setting: str) -> pd.Series:
+    if setting == "hardware fingerprint":
+        hardware = trials["hardware"]
+        return hardware.map(lambda h: str(h.get("fingerprint")) if isinstance(h, dict) else "(none)")
+    return trials[setting].map(lambda v: "(none)" if v is None or v != v else str(v))
+
+
+def _examples(rows: pd.DataFrame) -> str:
+    return f"{len(rows)} trial{'s' if len(rows) > 1 else ''}, e.g. {rows['path'].iloc[0]}"
+
+
+def conflicts(trials: pd.DataFrame) -> list[str]:
+    """Every setting that differs inside one score, one line each, naming values and records."""
+    found = []
+    for setting, scope in SETTINGS.items():
+        values = _setting_values(trials, setting)
+        groups = trials.groupby(list(scope), sort=True) if scope else [((), trials)]
+        for where, rows in groups:
+            distinct = values[rows.index]
+            if distinct.nunique() < 2:
+                continue
+            place = (
+                f" on {'/'.join(map(str, where if isinstance(where, tuple) else (where,)))}" if scope else ""
+            )
+            options = "; ".join(
+                f"{value} ({_examples(rows.loc[distinct[distinct == value].index])})"
+                for value in sorted(distinct.unique())
+            )
+            found.append(f"{setting} differs{place}: {options}")
+    found += _trial_count_conflicts(trials)
+    return found
+
+
+def _trial_count_conflicts(trials: pd.DataFrame) -> list[str]:
+    """Every study of every (competitor, workload) must hold as many trials as the others, and
+    every (competitor, workload) as many studies: a study's best of 3 is not a best of 5."""
+    found = []
+    per_study = trials.groupby(["competitor", "workload", "sweep", "study"], sort=True).size()
+    if per_study.nunique() > 1:
+        counts = per_study.value_counts().sort_index()
+        fewest = per_study[per_study == counts.index[0]].index[0]
+        found.append(
+            "trials per study differ: "
+            + ", ".join(f"{n} trials in {k} studies" for n, k in counts.items())
+            + f" (e.g. {fewest[0]} on {fewest[1]}, study {fewest[3]}); an unfinished sweep? "
+            "Finish it (re-run the same sweep command) before scoring"
+        )
+    studies = per_study.groupby(level=["competitor", "workload"]).size()
+    if studies.nunique() > 1:
+        counts = studies.value_counts().sort_index()
+        fewest = studies[studies == counts.index[0]].index[0]
+        found.append(
+            "studies per workload differ: "
+            + ", ".join(f"{n} studies for {k} (competitor, workload) pairs" for n, k in counts.items())
+            + f" (e.g. {fewest[0]} on {fewest[1]})"
+        )
+    return found
+
+
+def refuse_conflicts(trials: pd.DataFrame) -> None:
+    found = conflicts(trials)
+    if found:
+        raise AlgoperfError(
+            "the records were made under different settings, so they cannot share one score:\n"
+            + "\n".join(f"  {line}" for line in found)
+            + f"\n{SPLIT_FIX}"
+        )
+
+
+def split_by_settings(trials: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """Groups of competitors whose settings agree: (label, trials), each scored on its own.
+
+    A competitor whose own trials disagree (two code versions, two budgets on one workload)
+    cannot be placed in any group: that raises, naming the conflicts.
+    """
+    signatures: dict[str, tuple[Any, ...]] = {}
+    for competitor, rows in trials.groupby("competitor", sort=True):
+        own = [line for line in conflicts(rows) if not line.startswith(("trials per", "studies per"))]
+        if own:
+            raise AlgoperfError(
+                f"{competitor}'s own trials were made under different settings, so it cannot be "
+                "scored in any group:\n" + "\n".join(f"  {line}" for line in own) + "\nRe-run the "
+                "odd trials under the sweep's settings, or move them to a results folder of their own."
+            )
+        signatures[str(competitor)] = tuple(
+            (
+                setting,
+                tuple(
+                    sorted(
+                        rows.assign(_v=_setting_values(rows, setting))[[*scope, "_v"]]
+                        .astype(str)
+                        .drop_duplicates()
+                        .itertuples(index=False, name=None)
+                    )
+                ),
+            )
+            for setting, scope in SETTINGS.items()
+            if scope != ("submission",)
+        )
+    by_signature: dict[tuple[Any, ...], list[str]] = {}
+    for competitor, signature in signatures.items():
+        by_signature.setdefault(signature, []).append(competitor)
+    for number, members in enumerate(by_signature.values(), start=1):
+        label = f"settings_{number}" if len(by_signature) > 1 else ""
+        yield label, trials[trials["competitor"].isin(members)]
+
+
+def describe_settings(trials: pd.DataFrame) -> str:
+    """The settings a group of trials shares, for the heading of its report."""
+    parts = []
+    for setting in ("max_submission_time_s", "eval_every_steps", "eval_period_s", "max_steps"):
+        values = sorted(
+            {f"{w}: {v}" for w, v in zip(trials["workload"], _setting_values(trials, setting), strict=True)}
+        )
+        parts.append(f"{setting} {', '.join(values)}")
+    return "; ".join(parts)
