@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from algoperf.errors import AlgoperfError
+from algoperf.results import Results
 
 #: setting -> the trials within which it must agree: () for every trial of the score.
 SETTINGS: dict[str, tuple[str, ...]] = {
@@ -120,6 +121,9 @@ def split_by_settings(trials: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]
     A competitor whose own trials disagree (two code versions, two budgets on one workload)
     cannot be placed in any group: that raises, naming the conflicts.
     """
+    trials = trials.assign(
+        competitor=trials["submission"].astype(str) + " [" + trials["framework"].astype(str) + "]"
+    )
     signatures: dict[str, tuple[Any, ...]] = {}
     for competitor, rows in trials.groupby("competitor", sort=True):
         own = [line for line in conflicts(rows) if not line.startswith(("trials per", "studies per"))]
@@ -149,7 +153,38 @@ def split_by_settings(trials: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]
         by_signature.setdefault(signature, []).append(competitor)
     for number, members in enumerate(by_signature.values(), start=1):
         label = f"settings_{number}" if len(by_signature) > 1 else ""
-        yield label, trials[trials["competitor"].isin(members)]
+        yield label, trials[trials["competitor"].isin(members)].drop(columns="competitor")
+
+
+def score_parts(results: Results, *, merge_sweeps: bool, split_settings: bool) -> list[tuple[str, Results]]:
+    """The parts of a results folder scored apart: one per sweep (unless `merge_sweeps`), each
+    cut into groups of competitors whose settings agree when `split_settings`. A label per part
+    ("" for a folder scored whole) names its subfolder of the report."""
+    trials = results.trials
+    if trials.empty:
+        return [("", results)]
+    by_sweep = [("", trials)] if merge_sweeps else list(trials.groupby("sweep", sort=True))
+    if len(by_sweep) == 1:
+        by_sweep = [("", by_sweep[0][1])]
+    parts = []
+    for sweep, rows in by_sweep:
+        groups = list(split_by_settings(rows)) if split_settings else [("", rows)]
+        for label, group in groups:
+            name = "/".join(part for part in (str(sweep), label) if part)
+            parts.append((name, _subset(results, group)))
+    return parts
+
+
+def _subset(results: Results, trials: pd.DataFrame) -> Results:
+    keys = ["sweep", "submission", "framework"]
+    chosen = trials[keys].drop_duplicates()
+    evals = results.evals.merge(chosen, on=keys, how="inner") if len(results.evals) else results.evals
+    return Results(
+        trials=trials.reset_index(drop=True),
+        evals=evals,
+        invalid=list(results.invalid),
+        bad_signatures=list(results.bad_signatures),
+    )
 
 
 def describe_settings(trials: pd.DataFrame) -> str:

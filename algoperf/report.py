@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 
 from algoperf import scoring
 from algoperf.errors import AlgoperfError
-from algoperf.results import TRIAL_KEYS, Results, load, refuse_untrusted
+from algoperf.results import TRIAL_KEYS, Results, load, refuse_invalid, refuse_untrusted
 
 DPI = 150
 MEASURE_LABELS = {"time": "time to target (submission time)", "steps": "steps to target"}
@@ -51,13 +51,18 @@ def write_report(
     return render_report(results, scores, results_dir if out_dir is None else out_dir)
 
 
-def load_for_scoring(results_dir: str | Path, trust_unsigned: bool = False) -> Results:
-    """The trials under `results_dir`; AlgoperfError for bad signatures (unless trusted) or none."""
+def load_for_scoring(
+    results_dir: str | Path, trust_unsigned: bool = False, skip_invalid: bool = False
+) -> Results:
+    """The trials under `results_dir`; AlgoperfError for bad signatures (unless trusted), invalid
+    records (unless skipped) or none at all."""
     results = load(results_dir, trust_unsigned=trust_unsigned)
     if not trust_unsigned:
         refuse_untrusted(results)
+    if not skip_invalid:
+        refuse_invalid(results)
     if len(results.trials) == 0:
-        detail = f" ({len(results.skipped)} unreadable records)" if results.skipped else ""
+        detail = f" ({len(results.invalid)} invalid records)" if results.invalid else ""
         raise AlgoperfError(
             f"no complete trials under {results_dir}{detail}: nothing to score. Run a sweep "
             "into that folder first, or point to the folder a sweep wrote."
@@ -244,12 +249,21 @@ def _table_rows(scores: scoring.Scores, rows: pd.DataFrame) -> tuple[list[str], 
     return header, table
 
 
+def excluded_heading(scores: scoring.Scores) -> str:
+    count = len(scores.excluded)
+    return f"Left out of this score ({count} entr{'ies' if count > 1 else 'y'})"
+
+
 def leaderboard_markdown(scores: scoring.Scores) -> str:
-    """The leaderboard as markdown: summary line, one table per group, stability, warnings."""
-    lines = ["# Leaderboard", "", summary_line(scores), ""]
+    """The leaderboard as markdown: summary line, what was left out, one table per group,
+    stability, warnings."""
+    title = f"Leaderboard: {scores.label}" if scores.label else "Leaderboard"
+    lines = [f"# {title}", "", summary_line(scores), ""]
     unverified = unverified_line(scores)
     if unverified:
         lines += [f"**{unverified}**", ""]
+    if scores.excluded:
+        lines += [f"## {excluded_heading(scores)}", ""] + [f"- {line}" for line in scores.excluded] + [""]
     for group, rows in _groups(scores):
         title = _group_title(group, scores)
         if title:
@@ -492,6 +506,7 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; border-radius: 4px;
            border-radius: 3px; }
 details summary { cursor: pointer; color: #333; }
 ul.warnings li { color: #9a6700; }
+ul.excluded li { color: #cf222e; overflow-wrap: anywhere; }
 .unverified { background: #fff4e5; border-left: 4px solid #cf222e; padding: .4rem 1rem;
               font-weight: 600; }
 footer { margin-top: 3rem; color: #888; font-size: 0.8rem; }
@@ -552,12 +567,16 @@ def report_html(scores: scoring.Scores, profile_png: Path, curves_png: Path) -> 
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>algoperf leaderboard</title><style>{CSS}</style></head><body>",
-        "<h1>algoperf leaderboard</h1>",
+        f"<h1>algoperf leaderboard{html.escape(': ' + scores.label if scores.label else '')}</h1>",
         f'<p class="summary">{html.escape(summary_line(scores))}</p>',
     ]
     unverified = unverified_line(scores)
     if unverified:
         parts.append(f'<p class="unverified">{html.escape(unverified)}</p>')
+    if scores.excluded:
+        parts.append(f'<h2>{html.escape(excluded_heading(scores))}</h2><ul class="excluded">')
+        parts += [f"<li>{html.escape(line)}</li>" for line in scores.excluded]
+        parts.append("</ul>")
     parts.append("<h2>Leaderboard</h2>")
     for group, rows in _groups(scores):
         title = _group_title(group, scores)

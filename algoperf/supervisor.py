@@ -130,10 +130,28 @@ class Supervisor:
             self.record.eval_time_s = self.ledger.eval_time_s
             self.record.global_steps = self.ledger.global_step
             self.close()
+            self._settle_status()
         if self.record.status == "reached" and self.record.final_test is None:
             # The test metric of the model that reached the target (untimed, never shown to it).
             test = self.workload.eval_metrics(self.params, self.model_state, self.eval_splits["test"])
             self.record.final_test = float(test[self.workload.metric_name])
+
+    def _settle_status(self) -> None:
+        """One meaning per status: `reached` <=> a time to target (the loader refuses any other
+        pairing). A trial that met the target and trained on (stop_at_target=false) is reached
+        however it ended later; a failed one (a crash, a rule violation) keeps no time."""
+        record = self.record
+        if record.time_to_target_s is None or record.status == "reached":
+            return
+        if record.status in ("diverged", "training_complete", "budget_exhausted"):
+            record.error = f"after reaching the target it went on and ended as {record.status}"
+            record.status = "reached"
+            return
+        record.error = (
+            f"{record.error}\n(It had met the target at {record.time_to_target_s:.3f} s, step "
+            f"{record.steps_to_target}; a {record.status} trial's time does not count.)"
+        )
+        record.time_to_target_s = record.steps_to_target = None
 
     def _train(self) -> str:
         status = None

@@ -17,6 +17,7 @@ def verify_records(results_dir: str | Path, trust_unsigned: bool = False) -> boo
     failing its signature check (a note only, with `trust_unsigned`); True if none."""
     loaded = load(results_dir, trust_unsigned=True)  # check the code of every record, trusted or not
     trials = loaded.trials
+    total = len(trials) + len(loaded.invalid)  # invalid ones too: they are records on disk
     workloads = list_workloads()
     workload_hashes: dict[str, str | None] = {}
     identities: dict[str, dict[str, Any] | str | None] = {}  # folder -> identity, error, or None
@@ -36,7 +37,7 @@ def verify_records(results_dir: str | Path, trust_unsigned: bool = False) -> boo
             mismatches.append(f"{where}: workload {name!r} code changed since the trial ran")
     if mismatches:
         print(
-            f"verify: {len(mismatches)} of {len(trials)} records do not match the current code "
+            f"verify: {len(mismatches)} of {total} records do not match the current code "
             "(re-run those trials, or score the code they measured):"
         )
         for line in mismatches:
@@ -44,14 +45,14 @@ def verify_records(results_dir: str | Path, trust_unsigned: bool = False) -> boo
     bad = loaded.bad_signatures
     if bad:
         trusted = " (scored anyway: --trust-unsigned)" if trust_unsigned else ""
-        print(f"verify: {len(bad)} of {len(trials)} records fail the signature check{trusted}:")
+        print(f"verify: {len(bad)} of {total} records fail the signature check{trusted}:")
         for line in bad:
             print("  " + line)
         if not trust_unsigned:
             print(f"  fix: {TRUST_FIX}")
     if mismatches or (bad and not trust_unsigned):
         return False
-    print(f"verify: all {len(trials)} records match the current submission and workload code")
+    print(f"verify: all {total} records match the current submission and workload code")
     return True
 
 

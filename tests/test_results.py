@@ -11,23 +11,23 @@ import pytest
 
 from algoperf import results
 from algoperf.errors import AlgoperfError
+from algoperf.record import TrialRecord
 
 
 def full_record(**overrides):
-    record = {field: None for field in results.RECORD_FIELDS}
-    record.update(
-        schema_version=results.SCHEMA_VERSION,
-        status="reached",
-        sweep="s",
-        submission="a",
-        workload="w",
-        framework="torch",
-        study=0,
-        trial=0,
-        hparams={"lr": 0.1},
-    )
+    """A valid record of a failed trial (no eval log needed), fields as TrialRecord fills them."""
+    record = TrialRecord(
+        sweep="s", workload="w", framework="torch", submission="a", ruleset="external", study=0, trial=0
+    ).to_dict()
+    record.update(hparams={"lr": 0.1}, error="crashed")
     record.update(overrides)
     return record
+
+
+def trial_folder(root, record):
+    """Where the store files `record`."""
+    keys = ("sweep", "submission", "workload", "framework", "study", "trial")
+    return results.trial_dir(root, *(record[k] for k in keys))
 
 
 def test_write_and_read_round_trip_with_infinities(tmp_path):
@@ -55,15 +55,16 @@ def test_failed_write_leaves_no_partial_record(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_damaged_and_old_records_are_skipped_with_a_reason(tmp_path):
-    results.write_record(tmp_path / "ok", full_record())
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "record.json").write_text("{not json")
-    results.write_record(tmp_path / "old", full_record(schema_version=0))
+def test_damaged_and_old_records_are_listed_as_invalid_with_a_reason(tmp_path):
+    ok, bad, old = full_record(), full_record(trial=1), full_record(trial=2, schema_version=0)
+    results.write_record(trial_folder(tmp_path, ok), ok)
+    trial_folder(tmp_path, bad).mkdir(parents=True)
+    (trial_folder(tmp_path, bad) / "record.json").write_text("{not json")
+    results.write_record(trial_folder(tmp_path, old), old)
     loaded = results.load(tmp_path)
     assert len(loaded.trials) == 1
-    assert any("damaged" in s for s in loaded.skipped)
-    assert any("schema_version" in s for s in loaded.skipped)
+    assert any("trial_1/record.json: is damaged" in s for s in loaded.invalid)
+    assert any("trial_2/record.json: schema_version: input should be 3 (got 0)" in s for s in loaded.invalid)
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):

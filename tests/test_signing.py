@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import stat
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from test_results import full_record
+from test_results import full_record, trial_folder
 from test_scoring import make_record, write_trial
 
 from algoperf import results, signing
@@ -140,8 +139,7 @@ def test_write_record_signs_and_notes_the_evals(tmp_path: Path) -> None:
     key = signing.load_key(create=False)
     assert signing.signature_problem(with_evals, key) is None
     loaded = results.load(tmp_path)
-    assert loaded.bad_signatures == [] and len(loaded.trials) == 2
-    assert "signature" not in loaded.trials.columns
+    assert loaded.bad_signatures == []  # (both are invalid otherwise: not in trial folders)
 
 
 def test_failure_records_are_signed(tmp_path: Path) -> None:
@@ -159,17 +157,19 @@ def test_failure_records_are_signed(tmp_path: Path) -> None:
 
 
 def test_without_any_key_every_record_is_untrusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    results.write_record(tmp_path / "t", full_record())
-    (tmp_path / "u").mkdir()
-    (tmp_path / "u" / results.RECORD_NAME).write_text(json.dumps(full_record(trial=1)))
+    signed, unsigned = full_record(), full_record(trial=1, evals_sha256=None)
+    results.write_record(trial_folder(tmp_path, signed), signed)
+    trial_folder(tmp_path, unsigned).mkdir(parents=True)
+    (trial_folder(tmp_path, unsigned) / results.RECORD_NAME).write_text(json.dumps(unsigned))
     session_key = signing.load_key(create=False)
     missing = tmp_path / "nowhere" / "key"
     monkeypatch.setenv(signing.KEY_ENV, str(missing))
     loaded = results.load(tmp_path)
     assert len(loaded.trials) == 0 and not missing.exists()  # loading never makes a key
     assert loaded.bad_signatures == [
-        f"{tmp_path / 't' / 'record.json'}: signed with another key (key_id {signing.key_id(session_key)})",
-        f"{tmp_path / 'u' / 'record.json'}: unsigned",
+        f"{trial_folder(tmp_path, signed) / 'record.json'}: signed with another key "
+        f"(key_id {signing.key_id(session_key)})",
+        f"{trial_folder(tmp_path, unsigned) / 'record.json'}: unsigned",
     ]
     assert len(results.load(tmp_path, trust_unsigned=True).trials) == 2
 
@@ -211,6 +211,11 @@ EDITS = {
 }
 
 
+# Edits after which the record still agrees with itself and its evals.csv (only the signature
+# check catches them); the others are also caught by the record checks on loading.
+STILL_CONSISTENT = ("signature deleted", "evals.csv")
+
+
 def folder_bytes(root: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -241,12 +246,19 @@ def test_an_edited_record_is_refused_and_trusted_on_request(
     assert "re-run those trials" in err and "--trust-unsigned" in err
     assert not out.exists()
 
-    assert main(["score", str(root), "--out", str(out), "--trust-unsigned"]) == 0
-    captured = capsys.readouterr()
-    assert "warning:" in captured.err and str(record_path) in captured.err
-    markdown = (out / "leaderboard.md").read_text()
-    assert "Unverified: these scores include 1 record failing" in markdown and str(record_path) in markdown
-    assert "Unverified" in (out / "report.html").read_text()
+    if edit in STILL_CONSISTENT:
+        assert main(["score", str(root), "--out", str(out), "--trust-unsigned"]) == 0
+        captured = capsys.readouterr()
+        assert "warning:" in captured.err and str(record_path) in captured.err
+        markdown = (out / "leaderboard.md").read_text()
+        assert (
+            "Unverified: these scores include 1 record failing" in markdown and str(record_path) in markdown
+        )
+        assert "Unverified" in (out / "report.html").read_text()
+    else:  # trusting a record's signature does not make its content consistent
+        assert main(["score", str(root), "--out", str(out), "--trust-unsigned"]) == 2
+        err = capsys.readouterr().err
+        assert "1 trial record is not valid" in err and f"\n  {record_path}: " in err
 
     assert main(["score", str(root), "--verify", "--out", str(out)]) == 1
     verify_out = capsys.readouterr().out
@@ -266,5 +278,8 @@ def test_only_the_edited_record_is_left_out(tmp_path: Path) -> None:
     lion = (loaded.evals["submission"] == "lion") & (loaded.evals["study"] == 1)
     assert not lion.any() and len(loaded.evals) == 3 * 4  # its evals are left out too
     trusted = results.load(tmp_path, trust_unsigned=True)
-    assert len(trusted.trials) == 4 and trusted.bad_signatures == loaded.bad_signatures
-    assert os.fspath(record_path.parent) in set(trusted.trials["path"])
+    assert len(trusted.trials) == 3 and trusted.bad_signatures == loaded.bad_signatures
+    # trusted, it is checked like any record: its time disagrees with its evals.csv
+    assert trusted.invalid == [
+        f"{record_path}: reached at 0.1 s (step 12) but evals.csv first meets the target at 1.2 s (step 12)"
+    ]
