@@ -105,14 +105,21 @@ def _trial_count_conflicts(trials: pd.DataFrame) -> list[str]:
     return found
 
 
-def refuse_conflicts(trials: pd.DataFrame) -> None:
+def refuse_conflicts(trials: pd.DataFrame, *, uneven_counts_ok: bool = False) -> list[str]:
+    """Raise AlgoperfError naming every conflict. With `uneven_counts_ok` (records were left out
+    on request, so some studies are short), unequal trial and study counts are returned as
+    warnings instead."""
     found = conflicts(trials)
+    counts = [line for line in found if line.startswith(("trials per", "studies per"))]
+    if uneven_counts_ok:
+        found = [line for line in found if line not in counts]
     if found:
         raise AlgoperfError(
             "the records were made under different settings, so they cannot share one score:\n"
             + "\n".join(f"  {line}" for line in found)
             + f"\n{SPLIT_FIX}"
         )
+    return [f"{line} (records were left out)" for line in counts] if uneven_counts_ok else []
 
 
 def split_by_settings(trials: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from algoperf.errors import AlgoperfError
-from algoperf.record import SCHEMA_VERSION, STATUSES, TrialRecord, record_problems
+from algoperf.record import SCHEMA_VERSION, STATUSES, TrialRecord, record_problems  # noqa: F401 (re-exported)
 from algoperf.signing import MissingKey, body_signature_problem, json_safe, load_key, sign
 
 # The record's fields and schema live with its type (algoperf.record); a record on disk must
@@ -69,6 +69,10 @@ def claim(directory: str | Path):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise TrialClaimed(str(directory)) from None
+        if not _still_at(handle, directory / CLAIM_NAME):
+            # An overwrite swapped the folder (runner._overwrite) since we opened its lock: the
+            # lock we hold is the old folder's; the folder now in place is claimed by that run.
+            raise TrialClaimed(str(directory))
         running = directory / RUNNING_NAME
         running.write_text(f"{socket.gethostname()} {os.getpid()}")
         try:
@@ -77,6 +81,14 @@ def claim(directory: str | Path):
             running.unlink(missing_ok=True)
     finally:
         handle.close()
+
+
+def _still_at(handle: Any, path: Path) -> bool:
+    """Whether an open file is still the one at `path`."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def is_running(directory: str | Path) -> bool:
@@ -311,7 +323,7 @@ def folder_problem(directory: str, record: dict[str, Any]) -> str | None:
             f"its keys name {'/'.join(expected)}"
         )
     differing = [
-        f"{name} {value!r} but filed under {part!r}"
+        f"{name} {record[name]!r} but filed under {part!r}"
         for name, value, part in zip(TRIAL_KEYS, expected, parts, strict=True)
         if value != part
     ]
@@ -362,7 +374,7 @@ def _read_evals(texts: list[tuple[int, str]]) -> tuple[pd.DataFrame, dict[int, s
         return pd.DataFrame(columns=[*EVAL_FIELDS, "record"]), problems
     evals = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     for name in EVAL_FIELDS:  # a stray word in a number column: NaN here, caught by the checks
-        if evals[name].dtype == object:
+        if not pd.api.types.is_numeric_dtype(evals[name]):
             evals[name] = pd.to_numeric(evals[name], errors="coerce")
     return evals, problems
 
@@ -407,19 +419,19 @@ def evals_problems(trials: pd.DataFrame, evals: pd.DataFrame) -> dict[int, str]:
                 found.append("status 'reached' but no eval in evals.csv meets the target within the budget")
             else:
                 row = first.loc[index]
-                if int(row["step"]) != record["steps_to_target"] or not math.isclose(
+                if float(row["step"]) != record["steps_to_target"] or not math.isclose(
                     float(row["submission_time_s"]), record["time_to_target_s"], rel_tol=1e-9, abs_tol=1e-9
                 ):
                     found.append(
-                        f"reached at {record['time_to_target_s']:g} s (step {record['steps_to_target']}) "
+                        f"reached at {record['time_to_target_s']:g} s (step {record['steps_to_target']:g}) "
                         f"but evals.csv first meets the target at {row['submission_time_s']:g} s "
-                        f"(step {int(row['step'])})"
+                        f"(step {float(row['step']):g})"
                     )
         elif index in first.index:
             row = first.loc[index]
             found.append(
                 f"status {record['status']!r} but evals.csv meets the target within the budget at "
-                f"{row['submission_time_s']:g} s (step {int(row['step'])})"
+                f"{row['submission_time_s']:g} s (step {float(row['step']):g})"
             )
         logged_best = float(best.loc[index, "validation_metric"]) if index in best.index else math.nan
         stored_best = record["best_validation"]
@@ -585,6 +597,35 @@ def write_failure_record(
         hardware=fingerprint(),
         software=software_versions(str(cfg.framework)),
         error=error,
+        **_settings_of(cfg),
     )
     record.ended_at = record.started_at
     return write_record(directory, record.to_dict())
+
+
+def _settings_of(cfg: Any) -> dict[str, Any]:
+    """A failure record's settings, as far as the run configuration gives them (a composed
+    configuration holds the hardware profile, hence the budget and eval schedule too)."""
+    settings = {
+        "root_seed": getattr(cfg, "seed", None),
+        "max_steps": getattr(cfg, "max_steps", None),
+        "stop_at_target": bool(getattr(cfg, "stop_at_target", True)),
+    }
+    hardware = getattr(cfg, "hardware", None)
+    if not (hasattr(hardware, "get") and hardware.get("workloads")):
+        return settings
+    from algoperf.config import to_dict
+    from algoperf.hardware import workload_settings
+    from algoperf.rulesets import Ruleset
+
+    profile = workload_settings(to_dict(hardware), str(cfg.workload), str(cfg.framework))
+    every = getattr(cfg, "eval_every_steps", None)
+    budget = Ruleset.from_config(to_dict(cfg.ruleset)).budget_s(
+        profile.max_submission_time_s, getattr(cfg, "max_submission_time_s", None)
+    )
+    return {
+        **settings,
+        "max_submission_time_s": budget,
+        "eval_every_steps": every or profile.eval_every_steps,
+        "eval_period_s": None if every else profile.eval_period_s,
+    }

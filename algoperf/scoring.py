@@ -482,7 +482,7 @@ def score(
                 "leaderboards. Run the sweep without max_steps, or pass --include-smoke to score them."
             )
     trials["competitor"] = _competitor_names(trials)
-    refuse_conflicts(trials)
+    found += refuse_conflicts(trials, uneven_counts_ok=bool(results.invalid))
     trials["group"] = trials["framework"].astype(str) if measure == "time" else ALL_FRAMEWORKS
     trials["value"] = _finite_or_inf(trials[MEASURES[measure]])
     studies = study_table(trials, measure)

@@ -20,11 +20,62 @@ from typing import Any
 import numpy as np
 import yaml
 
-from algoperf.errors import AlgoperfError
+from algoperf.errors import AlgoperfError, did_you_mean
 
 RULESETS = ("external", "self", "calibrated")
 RANGE_KEYS = {"min", "max", "scaling", "default"}
 CHOICE_KEYS = {"choices", "default"}
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML
+    keeps the last silently, so a second `learning_rate:` line would quietly win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may override keys
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r} (first given at line {first})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_error_message(error: yaml.YAMLError, path: str | Path) -> str:
+    """One line naming the file, the line and the problem of a YAML error (PyYAML's own text
+    spans several lines)."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    name = getattr(mark, "name", None)
+    where = name if name and not name.startswith("<") else str(path)
+    line = f", line {mark.line + 1}" if mark is not None else ""
+    if "duplicate key" in problem:
+        fix = "give each key once in a mapping: delete or rename one of them"
+    else:
+        fix = "fix the YAML syntax there"
+    return f"{where}{line}: {problem}; {fix}."
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file with UniqueKeyLoader; a syntax error or a duplicate key is an
+    AlgoperfError naming the file and the line."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise AlgoperfError(yaml_error_message(e, path)) from None
 
 
 def derive_seed(root_seed: int, *keys: int | str) -> int:
@@ -77,10 +128,7 @@ class SearchSpace:
         path = Path(path)
         if not path.is_file():
             return cls([], str(path))
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise AlgoperfError(f"{path} is not valid YAML: {e}. Fix the syntax.") from None
+        raw = load_yaml(path)
         return cls.from_dict(raw or {}, str(path))
 
     @classmethod
@@ -201,21 +249,98 @@ def trial_hparams(
         values = space.defaults()
     else:
         values = space.sample(trial, derive_seed(root_seed, "study", study))
-    params = {p.name: p for p in space.params}
     for key, value in overrides.items():
-        if params and key not in params:
-            from algoperf.errors import did_you_mean
-
-            raise AlgoperfError(
-                f"hparams.{key} is not in the search space {space.source}." + did_you_mean(key, params)
-            )
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if key in params and params[key].kind == "range" and not numeric:
-            param = params[key]
-            example = param.default if param.default is not None else param.low
-            raise AlgoperfError(
-                f"hparams.{key}={value!r}: {key} is a number in the search space {space.source} "
-                f"(range {param.low}..{param.high}); give a number, e.g. hparams.{key}={example}."
-            )
+        if space.params:  # a submission without a search space takes any name
+            _check_name_and_number(space, key, value)
         values[key] = value
     return values
+
+
+def _check_name_and_number(space: SearchSpace, key: str, value: Any) -> Hyperparameter:
+    """An override names a hyperparameter of the space; a range takes a number."""
+    params = {p.name: p for p in space.params}
+    if key not in params:
+        raise AlgoperfError(
+            f"hparams.{key} is not in the search space {space.source}." + did_you_mean(key, params)
+        )
+    param = params[key]
+    if param.kind == "range" and not _is_number(value):
+        example = param.default if param.default is not None else param.low
+        raise AlgoperfError(
+            f"hparams.{key}={value!r}: {key} is a number in the search space {space.source} "
+            f"(range {param.low}..{param.high}); give a number, e.g. hparams.{key}={example}."
+        )
+    return param
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same kind: True is not the choice 1, nor "0.1" the choice 0.1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if _is_number(a) and _is_number(b):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean (true/false)"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return f"a {type(value).__name__}"
+
+
+def check_overrides(space: SearchSpace, overrides: dict[str, Any]) -> None:
+    """Refuse `hparams.NAME=value` overrides that the search space does not allow, before a
+    trial starts: an unknown name, a value of the wrong type, a number outside the range, a
+    value that is not one of the choices. A submission without a search space takes any name."""
+    if not space.params:
+        return
+    for key, value in overrides.items():
+        param = _check_name_and_number(space, key, value)
+        shown = f"hparams.{key}={value!r}"
+        if param.kind == "range":
+            assert param.low is not None and param.high is not None
+            if not (math.isfinite(value) and param.low <= value <= param.high):
+                example = param.default if param.default is not None else param.low
+                raise AlgoperfError(
+                    f"{shown} is outside the range [{param.low}, {param.high}] of {key} in the "
+                    f"search space {space.source}; give a value in it (e.g. hparams.{key}={example}) "
+                    "or widen the range there."
+                )
+        elif param.kind == "choice":
+            if not any(_same_value(value, c) for c in param.choices):
+                example = param.default if param.default is not None else param.choices[0]
+                raise AlgoperfError(
+                    f"{shown} is not one of the choices {list(param.choices)} of {key} in the search "
+                    f"space {space.source}; pick one (e.g. hparams.{key}={example}) or add it there."
+                )
+        elif param.default is not None:  # a fixed value: an override keeps its type
+            fixed = param.default
+            same = isinstance(value, bool) == isinstance(fixed, bool) and (
+                isinstance(fixed, float) and _is_number(value) or type(value) is type(fixed)
+            )
+            if not same:
+                raise AlgoperfError(
+                    f"{shown}: {key} is fixed to {fixed!r} ({_kind(fixed)}) in the search space "
+                    f"{space.source}; give {_kind(fixed)}, e.g. hparams.{key}={fixed!r}."
+                )
+
+
+def check_sweep_overrides(sources: dict[str, Any], overrides: Any) -> None:
+    """check_overrides against every submission of a sweep (`sources`: name -> SubmissionSource),
+    so a bad override is refused before any trial is launched."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(overrides, DictConfig):
+        overrides = OmegaConf.to_container(overrides, resolve=True)
+    for source in sources.values():
+        check_overrides(SearchSpace.from_yaml(source.search_space_path), dict(overrides or {}))
