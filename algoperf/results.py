@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import io
 import json
-import math
 import os
 import socket
 import tempfile
@@ -389,59 +388,78 @@ def evals_problems(trials: pd.DataFrame, evals: pd.DataFrame) -> dict[int, str]:
 
     A reached trial's time and steps are those of its first eval meeting the target within
     the budget; any other trial that ended normally has no such eval; best_validation is the
-    best finite validation metric logged; num_evals the number of rows.
+    best finite validation metric logged; num_evals the number of rows. Vectorised: the checks
+    run on whole columns, messages are written only for the records that fail.
     """
     checked = trials[trials["status"].isin(_LOG_MATCHES_OUTCOME)]
-    problems: dict[int, str] = {}
     if checked.empty:
-        return problems
+        return {}
     rows = evals[evals["record"].isin(checked.index)]
-    counts = rows.groupby("record").size().reindex(checked.index, fill_value=0)
-    per_row = checked.loc[rows["record"]]
+    owner = checked.loc[rows["record"]]
     metric = rows["validation_metric"].to_numpy(float)
-    target = pd.to_numeric(per_row["target"]).to_numpy(float)
-    higher = per_row["metric_higher_is_better"].fillna(True).to_numpy(bool)
-    budget = pd.to_numeric(per_row["max_submission_time_s"]).to_numpy(float)
+    target = pd.to_numeric(owner["target"]).to_numpy(float)
+    higher = owner["metric_higher_is_better"].fillna(True).to_numpy(bool)
+    budget = pd.to_numeric(owner["max_submission_time_s"]).to_numpy(float)
     finite = np.isfinite(metric)
     with np.errstate(invalid="ignore"):
         meets = finite & np.where(higher, metric >= target, metric <= target)
         meets &= rows["submission_time_s"].to_numpy(float) <= budget
-    first = rows[meets].groupby("record", sort=False).head(1).set_index("record")
-    badness = np.where(finite, np.where(higher, -metric, metric), np.inf)
-    best_rows = rows.assign(_badness=badness).sort_values(["record", "_badness"], kind="stable")
-    best = best_rows.groupby("record", sort=False).head(1).set_index("record")
-    for index, record in checked.iterrows():
+    # per record: rows logged, the first eval meeting the target in budget, the best metric
+    count = rows.groupby("record").size().reindex(checked.index, fill_value=0)
+    first = rows[meets].groupby("record").first().reindex(checked.index)
+    badness = pd.Series(np.where(finite, np.where(higher, -metric, metric), np.inf), index=rows.index)
+    best_badness = badness.groupby(rows["record"]).min().reindex(checked.index, fill_value=np.inf)
+    higher_per_record = checked["metric_higher_is_better"].fillna(True).to_numpy(bool)
+    best = np.where(
+        np.isfinite(best_badness), np.where(higher_per_record, -best_badness, best_badness), np.nan
+    )
+
+    reached = (checked["status"] == "reached").to_numpy()
+    met = first["step"].notna().to_numpy()
+    wrong_count = count.to_numpy() != pd.to_numeric(checked["num_evals"]).to_numpy(float)
+    wrong_first = (
+        reached
+        & met
+        & (
+            (first["step"].to_numpy(float) != pd.to_numeric(checked["steps_to_target"]).to_numpy(float))
+            | ~np.isclose(
+                first["submission_time_s"].to_numpy(float),
+                pd.to_numeric(checked["time_to_target_s"]).to_numpy(float),
+                rtol=1e-9,
+                atol=1e-9,
+            )
+        )
+    )
+    stored_best = pd.to_numeric(checked["best_validation"]).to_numpy(float)
+    wrong_best = np.isfinite(best) != np.isfinite(stored_best)
+    both = np.isfinite(best) & np.isfinite(stored_best)
+    wrong_best[both] |= ~np.isclose(best[both], stored_best[both], rtol=1e-9, atol=1e-12)
+    failing = wrong_count | (reached & ~met) | wrong_first | (~reached & met) | wrong_best
+
+    problems: dict[int, str] = {}
+    for position in np.flatnonzero(failing):
+        record, row = checked.iloc[position], first.iloc[position]
         found = []
-        if counts[index] != record["num_evals"]:
-            found.append(f"num_evals is {record['num_evals']} but evals.csv has {counts[index]} rows")
-        if record["status"] == "reached":
-            if index not in first.index:
-                found.append("status 'reached' but no eval in evals.csv meets the target within the budget")
-            else:
-                row = first.loc[index]
-                if float(row["step"]) != record["steps_to_target"] or not math.isclose(
-                    float(row["submission_time_s"]), record["time_to_target_s"], rel_tol=1e-9, abs_tol=1e-9
-                ):
-                    found.append(
-                        f"reached at {record['time_to_target_s']:g} s (step {record['steps_to_target']:g}) "
-                        f"but evals.csv first meets the target at {row['submission_time_s']:g} s "
-                        f"(step {float(row['step']):g})"
-                    )
-        elif index in first.index:
-            row = first.loc[index]
+        if wrong_count[position]:
+            found.append(f"num_evals is {record['num_evals']} but evals.csv has {count.iloc[position]} rows")
+        if reached[position] and not met[position]:
+            found.append("status 'reached' but no eval in evals.csv meets the target within the budget")
+        if wrong_first[position]:
+            found.append(
+                f"reached at {record['time_to_target_s']:g} s (step {record['steps_to_target']:g}) "
+                f"but evals.csv first meets the target at {row['submission_time_s']:g} s "
+                f"(step {row['step']:g})"
+            )
+        if not reached[position] and met[position]:
             found.append(
                 f"status {record['status']!r} but evals.csv meets the target within the budget at "
-                f"{row['submission_time_s']:g} s (step {float(row['step']):g})"
+                f"{row['submission_time_s']:g} s (step {row['step']:g})"
             )
-        logged_best = float(best.loc[index, "validation_metric"]) if index in best.index else math.nan
-        stored_best = record["best_validation"]
-        if math.isfinite(logged_best) != (stored_best is not None and not pd.isna(stored_best)) or (
-            math.isfinite(logged_best)
-            and not math.isclose(logged_best, stored_best, rel_tol=1e-9, abs_tol=1e-12)
-        ):
-            found.append(f"best_validation is {stored_best} but the best in evals.csv is {logged_best}")
-        if found:
-            problems[index] = "; ".join(found)
+        if wrong_best[position]:
+            logged = best[position]
+            stored = record["best_validation"]
+            found.append(f"best_validation is {stored} but the best in evals.csv is {logged}")
+        problems[checked.index[position]] = "; ".join(found)
     return problems
 
 

@@ -66,7 +66,7 @@ def _trial(
     rows: list[dict[str, Any]] = []
     status, time_to_target, steps_to_target = "budget_exhausted", None, None
     for k in range(1, NUM_EVALS + 1):
-        now = k * period_s * rng.uniform(0.97, 1.03)
+        now = min(budget_s, k * period_s * rng.uniform(0.97, 1.03))  # the last eval is at the budget
         # Exponential approach to a plateau just past the target, crossing it at reach_s.
         plateau = target + 0.05 * (target - start)
         progress = 1 - math.exp(-now / reach_s * math.log(1.05 / 0.05))
@@ -85,11 +85,11 @@ def _trial(
                 "test_metric": round(metric * 0.99, 5),
             }
         )
+        if (rows[-1]["validation_metric"] >= target) if higher else (rows[-1]["validation_metric"] <= target):
+            status, time_to_target, steps_to_target = "reached", rows[-1]["submission_time_s"], step
+            break
         if diverged and k == 3:
             status = "diverged"
-            break
-        if (metric >= target) if higher else (metric <= target):
-            status, time_to_target, steps_to_target = "reached", rows[-1]["submission_time_s"], step
             break
     metrics = [r["validation_metric"] for r in rows]
     fields = {
@@ -151,6 +151,10 @@ def generate(
                             "seed": 1000 * study + trial,
                             "hparams": {"learning_rate": float(rng.uniform(1e-4, 1e-2))},
                             "compile_time_s": 0.0,
+                            "param_transfer_s": 0.0,
+                            "stop_at_target": True,
+                            "submission_files": {},
+                            "isolation": {},
                             "target": spec[0],
                             "metric_name": spec[2],
                             "metric_higher_is_better": spec[1],
