@@ -142,3 +142,31 @@ def test_ledger_schedule_and_budget():
     assert timed.eval_due
     timed.add_eval(5.0)
     assert timed.seconds_to_eval() == pytest.approx(30.0) and not timed.eval_due
+
+
+def test_a_trial_that_trains_on_past_its_target_is_reached(tmp_path, toy_profile):
+    first = run(tmp_path / "a", toy_profile)
+    on = run(tmp_path / "b", toy_profile, stop_at_target=False, max_steps=first["steps_to_target"] + 40)
+    assert on["status"] == "reached"
+    assert (on["time_to_target_s"], on["steps_to_target"]) == (
+        pytest.approx(first["time_to_target_s"], rel=0.5),
+        first["steps_to_target"],
+    )
+    assert on["global_steps"] == first["steps_to_target"] + 40
+
+
+def test_every_status_writes_a_record_the_loader_accepts(tmp_path, toy_profile):
+    statuses = {
+        run(tmp_path, toy_profile, submission=submission, **kwargs)["status"]
+        for submission, kwargs in [
+            ("sgd", {}),
+            ("sgd", {"trial": 1, "stop_at_target": False, "max_steps": 300}),
+            ("nan_loss", {}),
+            ("raises", {}),
+            ("slow", {"max_submission_time_s": 1.0}),
+            ("complete_early", {}),
+        ]
+    }
+    assert statuses == {"reached", "diverged", "failed", "budget_exhausted", "training_complete"}
+    loaded = results.load(tmp_path)
+    assert loaded.invalid == [] and loaded.bad_signatures == [] and len(loaded.trials) == 6
