@@ -148,10 +148,9 @@ def test_a_trial_that_trains_on_past_its_target_is_reached(tmp_path, toy_profile
     first = run(tmp_path / "a", toy_profile)
     on = run(tmp_path / "b", toy_profile, stop_at_target=False, max_steps=first["steps_to_target"] + 40)
     assert on["status"] == "reached"
-    assert (on["time_to_target_s"], on["steps_to_target"]) == (
-        pytest.approx(first["time_to_target_s"], rel=0.5),
-        first["steps_to_target"],
-    )
+    # the same seed meets the target at the same step; the time is the one of that eval
+    assert on["steps_to_target"] == first["steps_to_target"]
+    assert 0 < on["time_to_target_s"] < on["submission_time_s"]
     assert on["global_steps"] == first["steps_to_target"] + 40
 
 
