@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from algoperf.errors import AlgoperfError
@@ -70,6 +71,7 @@ sweep keys:
   frameworks=[torch,jax]              default [torch]
   num_studies=N num_trials=N          default: the ruleset's (self/calibrated: 1 trial per study)
   n_jobs=N                            trials in parallel (default: cores / threads_per_trial)
+  new_sweep=true                      run under a fresh name (<sweep>-2, ...) if the sweep exists
   hydra/launcher=slurm hydra.launcher.*=...   run each trial as a cluster job
 
 every other key is passed to each trial (see below)
@@ -119,11 +121,19 @@ def cmd_check(args: list[str]) -> int:
 
 
 def trial_config_from(cfg: Any):
-    from algoperf.config import to_dict
+    """The TrialConfig of a composed run configuration. Its settings and its hparams.NAME
+    overrides (against the submission's search space) are checked here, before anything is
+    written."""
+    from algoperf.config import check_settings, to_dict
+    from algoperf.plugins import find_submission
     from algoperf.rulesets import Ruleset
     from algoperf.runner import TrialConfig
+    from algoperf.tuning import SearchSpace, check_overrides
 
     c = to_dict(cfg)
+    check_settings(c)  # compose() checks them too; a configuration built otherwise is checked here
+    space = SearchSpace.from_yaml(find_submission(str(c["submission"])).search_space_path)
+    check_overrides(space, dict(c["hparams"] or {}))
     ruleset = c["ruleset"]
     return TrialConfig(
         workload=str(c["workload"]),
@@ -155,7 +165,10 @@ def cmd_run(args: list[str]) -> int:
     from algoperf.results import TrialClaimed
     from algoperf.runner import run_trial
     from algoperf.sweep import EXIT_CLAIMED
+    from algoperf.watchdog import fail_trial_when_job_dies
 
+    # Started by a sweep's job process: if that dies, stop the worker and record why.
+    fail_trial_when_job_dies()
     cfg = compose(args)
     trial_cfg = trial_config_from(cfg)
     try:
@@ -163,7 +176,10 @@ def cmd_run(args: list[str]) -> int:
     except TrialClaimed as e:
         print(f"trial {e} is running in another process; skipped.", file=sys.stderr)
         return EXIT_CLAIMED
-    print_summary(record)
+    try:
+        print_summary(record)
+    except OSError:  # stdout gone (a pipe whose reader died): the record is written all the same
+        pass
     return 0 if record["status"] in ("reached", "budget_exhausted", "training_complete") else 1
 
 
@@ -202,6 +218,7 @@ def cmd_sweep(args: list[str]) -> int:
 
 def cmd_score(args: list[str]) -> int:
     from algoperf import scoring
+    from algoperf.comparable import score_parts
     from algoperf.report import load_for_scoring, render_report
 
     parser = argparse.ArgumentParser(prog="algoperf score")
@@ -220,13 +237,29 @@ def cmd_score(args: list[str]) -> int:
         action="store_true",
         help="score records that fail their signature check too; the report is marked unverified",
     )
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="leave out invalid records (malformed, inconsistent, misfiled, duplicated) and list them",
+    )
+    parser.add_argument(
+        "--merge-sweeps", action="store_true", help="score several sweeps under the folder as one"
+    )
+    parser.add_argument(
+        "--split-settings",
+        action="store_true",
+        help="score each group of competitors whose settings (budget, eval schedule, ...) agree on its own",
+    )
+    parser.add_argument(
+        "--include-smoke", action="store_true", help="score step-capped (max_steps) smoke runs too"
+    )
     ns = parser.parse_args(args)
     if ns.verify:
         from algoperf.verify import verify_records
 
         if not verify_records(ns.results_dir, trust_unsigned=ns.trust_unsigned):
             return 1
-    results = load_for_scoring(ns.results_dir, trust_unsigned=ns.trust_unsigned)
+    results = load_for_scoring(ns.results_dir, trust_unsigned=ns.trust_unsigned, skip_invalid=ns.skip_invalid)
     if results.bad_signatures:  # only with --trust-unsigned: load_for_scoring refuses them otherwise
         print(
             f"warning: scoring {len(results.bad_signatures)} records that fail the signature check "
@@ -235,14 +268,32 @@ def cmd_score(args: list[str]) -> int:
         )
         for line in results.bad_signatures:
             print(f"  {line}", file=sys.stderr)
-    scores = scoring.score(results, ns.measure, ns.tau_max, ns.reference, trust_unsigned=ns.trust_unsigned)
-    written = render_report(results, scores, ns.results_dir if ns.out is None else ns.out)
-    for path in written.values():
-        print(path)
-    leaderboard_md = next((p for p in written.values() if str(p).endswith(".md")), None)
-    if leaderboard_md:
-        print()
-        print(open(leaderboard_md).read())
+    if results.invalid:  # only with --skip-invalid: load_for_scoring refuses them otherwise
+        print(f"warning: left out {len(results.invalid)} invalid records (--skip-invalid):", file=sys.stderr)
+        for line in results.invalid:
+            print(f"  {line}", file=sys.stderr)
+    parts = score_parts(results, merge_sweeps=ns.merge_sweeps, split_settings=ns.split_settings)
+    out_root = Path(ns.results_dir if ns.out is None else ns.out)
+    if len(parts) > 1:
+        print(f"scoring {len(parts)} parts apart: {', '.join(label for label, _ in parts)}")
+    for label, part in parts:
+        scores = scoring.score(
+            part,
+            ns.measure,
+            ns.tau_max,
+            ns.reference,
+            trust_unsigned=ns.trust_unsigned,
+            skip_invalid=ns.skip_invalid,
+            include_smoke=ns.include_smoke,
+        )
+        scores.label = label
+        written = render_report(part, scores, out_root / label if label else out_root)
+        for path in written.values():
+            print(path)
+        leaderboard_md = written.get("leaderboard_md")
+        if leaderboard_md:
+            print()
+            print(Path(leaderboard_md).read_text(encoding="utf-8"))
     return 0
 
 

@@ -109,7 +109,16 @@ def is_running(directory: str | Path) -> bool:
         return False
     except (PermissionError, ValueError):
         return True
-    return True
+    return not _is_zombie(int(pid))
+
+
+def _is_zombie(pid: int) -> bool:
+    """Dead but not yet reaped (an orphan's new parent may take its time): not running."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def trial_dir(

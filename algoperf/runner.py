@@ -5,12 +5,20 @@ target and the record stay in the supervisor (algoperf.supervisor). What is time
 the worker does between the supervisor letting it go and its report (data_selection,
 update_params, prepare_for_eval, handing over its parameters); untimed: set-up, model and
 optimizer init, evaluation, logging, writing results.
+
+A complete trial is returned as recorded, if it was run with the settings asked for now; an
+overwrite runs beside the trial's folder and swaps its folder in only once its record is
+written, so an interrupted overwrite leaves the old record and evals.csv as they were.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import importlib
+import math
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -20,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from algoperf import results as store
+from algoperf.errors import AlgoperfError
 from algoperf.hardware import WorkloadSettings, fingerprint, workload_settings
 from algoperf.identity import snapshot_submission
 from algoperf.ledger import Ledger
@@ -36,6 +45,7 @@ from algoperf.rulesets import Ruleset
 from algoperf.signing import key_path
 from algoperf.supervisor import Supervisor, TrialPlan, plan_confinement, release_confinement
 from algoperf.tuning import SearchSpace, derive_seed, trial_hparams
+from algoperf.watchdog import JobProcessDied
 
 
 @dataclass
@@ -71,19 +81,24 @@ def run_trial(
     progress: bool = True,
     callbacks: list[Callable[[str, dict[str, Any]], None]] | None = None,
 ) -> dict[str, Any]:
-    """Run one trial and write its record; a complete trial already on disk is returned as is.
+    """Run one trial and write its record; a complete trial already on disk is returned as is
+    (if it was run with the settings asked for now; AlgoperfError otherwise).
 
     Configuration errors (unknown names, bad profile) raise AlgoperfError before anything is
     written. Everything that goes wrong inside the trial is recorded (status failed/diverged).
     """
     resolved = Resolved.of(cfg)  # unknown names fail here, before anything is written
     directory = store.trial_dir_for(cfg, resolved.source.name)
+    _undo_interrupted_swap(directory)
     if store.is_complete(directory) and not cfg.overwrite:
-        return store.read_record(directory / store.RECORD_NAME)
+        return recorded_as_requested(cfg, resolved, directory)
+    emit = _emitter(callbacks)
     with store.claim(directory):
-        if store.is_complete(directory) and not cfg.overwrite:  # finished while we waited
-            return store.read_record(directory / store.RECORD_NAME)
-        return _run_claimed(cfg, resolved, directory, _emitter(callbacks), progress)
+        if not store.is_complete(directory):
+            return _run_recorded(cfg, resolved, directory, emit, progress)
+        if not cfg.overwrite:  # finished while we waited
+            return recorded_as_requested(cfg, resolved, directory)
+        return _overwrite(cfg, resolved, directory, emit, progress)
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,64 @@ class Resolved:
         return cls(source, workload, workload_settings(cfg.hardware, cfg.workload, cfg.framework))
 
 
+# ---- a complete trial asked for again -------------------------------------------------------------
+
+
+def recorded_as_requested(cfg: TrialConfig, resolved: Resolved, directory: Path) -> dict[str, Any]:
+    """The record of a complete trial, if it was run with the settings asked for now: returning
+    a record of other settings would pass it off as the requested run."""
+    record = store.read_record(directory / store.RECORD_NAME)
+    requested = {**run_settings(cfg, resolved), "hparams": _hparams_of(cfg, resolved)}
+    differing = []
+    for key, wanted in requested.items():
+        have = record.get(key)
+        if key == "hparams":
+            if have:  # empty: the trial failed before choosing them
+                differing += [
+                    f"hparams.{name}: recorded {have.get(name, '(not set)')!r}, requested {value!r}"
+                    for name, value in wanted.items()
+                    if name in cfg.hparams and have.get(name) != value
+                ]
+        elif have is None and key != "max_steps":
+            continue  # not recorded (a trial whose process died early)
+        elif not _same(have, wanted):
+            shown = "seed" if key == "root_seed" else key
+            differing.append(f"{shown}: recorded {have!r}, requested {wanted!r}")
+    if differing:
+        raise AlgoperfError(
+            f"trial {directory} is complete with other settings ({'; '.join(differing)}). Re-run "
+            "with the recorded settings, add overwrite=true to replace it, or choose another sweep "
+            "name (sweep=NAME)."
+        )
+    return record
+
+
+def _same(have: Any, wanted: Any) -> bool:
+    if isinstance(have, float) or isinstance(wanted, float):
+        try:
+            return math.isclose(float(have), float(wanted), rel_tol=1e-9)
+        except (TypeError, ValueError):
+            return False
+    return have == wanted
+
+
+# ---- running it -------------------------------------------------------------------------------
+
+
+def _run_recorded(cfg, resolved, directory, emit, progress) -> dict[str, Any]:
+    """_run_claimed, and a record even when the sweep's job process dies outside the supervised
+    part (planning, writing): the sweep must not run the trial again."""
+    try:
+        return _run_claimed(cfg, resolved, directory, emit, progress)
+    except JobProcessDied as e:
+        if not store.is_complete(directory):
+            record = new_record(cfg, resolved)
+            record.fail(str(e))
+            record.ended_at = now_iso()
+            store.write_record(directory, record.to_dict())
+        return store.read_record(directory / store.RECORD_NAME)
+
+
 def _run_claimed(cfg, resolved, directory, emit, progress) -> dict[str, Any]:
     wall_start = time.perf_counter()
     record = new_record(cfg, resolved)
@@ -114,6 +187,8 @@ def _run_claimed(cfg, resolved, directory, emit, progress) -> dict[str, Any]:
         emit("start", {"config": cfg, "record": record.to_dict(), "directory": directory})
         try:
             Supervisor(plan, record, log, emit, progress).run()
+        except JobProcessDied as e:  # its own message says it all; no traceback
+            record.fail(str(e))
         except Exception as e:  # a failing submission is a result, not a crash of the harness
             record.fail("".join(traceback.format_exception(type(e), e, e.__traceback__)))
         finally:
@@ -127,10 +202,24 @@ def _run_claimed(cfg, resolved, directory, emit, progress) -> dict[str, Any]:
     return store.read_record(directory / store.RECORD_NAME)
 
 
+def run_settings(cfg: TrialConfig, resolved: Resolved) -> dict[str, Any]:
+    """The record fields a trial's settings fix (a re-run asking for others is refused)."""
+    settings = resolved.settings
+    return {
+        "root_seed": cfg.seed,
+        "max_submission_time_s": cfg.rules.budget_s(
+            settings.max_submission_time_s, cfg.max_submission_time_s
+        ),
+        "eval_every_steps": cfg.eval_every_steps or settings.eval_every_steps,
+        "eval_period_s": None if cfg.eval_every_steps else settings.eval_period_s,
+        "max_steps": cfg.max_steps,
+        "stop_at_target": cfg.stop_at_target,
+    }
+
+
 def new_record(cfg: TrialConfig, resolved: Resolved) -> TrialRecord:
     """The record as it stands before the trial runs: identity, settings, provenance."""
     source, cls, settings = resolved.source, resolved.cls, resolved.settings
-    eval_every_steps = cfg.eval_every_steps or settings.eval_every_steps
     return TrialRecord(
         sweep=cfg.sweep,
         workload=cfg.workload,
@@ -146,12 +235,7 @@ def new_record(cfg: TrialConfig, resolved: Resolved) -> TrialRecord:
         trial=cfg.trial if cfg.trial is not None else 0,
         hparams_source="defaults" if cfg.trial is None else "search",
         seed=derive_seed(cfg.seed, "trial", cfg.study, cfg.trial or 0),
-        root_seed=cfg.seed,
-        max_submission_time_s=cfg.rules.budget_s(settings.max_submission_time_s, cfg.max_submission_time_s),
-        eval_every_steps=eval_every_steps,
-        eval_period_s=None if cfg.eval_every_steps else settings.eval_period_s,
-        max_steps=cfg.max_steps,
-        stop_at_target=cfg.stop_at_target,
+        **run_settings(cfg, resolved),
         target=cls.sizes[settings.size].target,
         metric_name=cls.metric_name,
         metric_higher_is_better=cls.metric_higher_is_better,
@@ -163,8 +247,7 @@ def new_record(cfg: TrialConfig, resolved: Resolved) -> TrialRecord:
 def plan_trial(cfg: TrialConfig, resolved: Resolved, record: TrialRecord) -> TrialPlan:
     """Hyperparameters, seeds, threads, the ledger and the worker's confinement of one trial."""
     source, cls, settings = resolved.source, resolved.cls, resolved.settings
-    space = SearchSpace.from_yaml(source.search_space_path)
-    record.hparams = trial_hparams(space, cfg.ruleset, cfg.seed, cfg.study, cfg.trial, cfg.hparams)
+    record.hparams = _hparams_of(cfg, resolved)
     fw = importlib.import_module(f"algoperf.frameworks.{cfg.framework}")
     threads = int(cfg.threads or cfg.hardware.get("threads_per_trial") or fw.default_threads())
     record.threads = threads
@@ -210,6 +293,83 @@ def plan_trial(cfg: TrialConfig, resolved: Resolved, record: TrialRecord) -> Tri
         confinement=confinement,
         label=f"{source.name}/{cfg.workload}/{cfg.framework} s{cfg.study} t{record.trial}",
     )
+
+
+def _hparams_of(cfg: TrialConfig, resolved: Resolved) -> dict[str, Any]:
+    space = SearchSpace.from_yaml(resolved.source.search_space_path)
+    return trial_hparams(space, cfg.ruleset, cfg.seed, cfg.study, cfg.trial, cfg.hparams)
+
+
+# ---- overwriting a complete trial -----------------------------------------------------------------
+
+
+def _overwrite(cfg, resolved, directory: Path, emit, progress) -> dict[str, Any]:
+    """Run a complete trial again in a hidden staging folder beside its own, then swap the two
+    folders in one step: until the new record is written the old record.json and evals.csv
+    stay in place as a pair, whatever interrupts the run. Called holding the trial's claim."""
+    staging = _beside(directory, "overwrite")
+    shutil.rmtree(staging, ignore_errors=True)  # what an interrupted overwrite left
+    shutil.rmtree(_beside(directory, "old"), ignore_errors=True)
+    try:
+        # The staging folder's claim becomes the trial folder's in the swap, so the trial stays
+        # claimed throughout.
+        with store.claim(staging):
+            _run_recorded(cfg, resolved, staging, emit, progress)
+            exchange_folders(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # the old folder now, or a broken run's
+    return store.read_record(directory / store.RECORD_NAME)
+
+
+def _beside(directory: Path, purpose: str) -> Path:
+    """A hidden folder next to a trial folder (loaders never descend into hidden folders)."""
+    return directory.with_name(f".{directory.name}.{purpose}")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange_folders(first: Path, second: Path) -> None:
+    """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE). Without it (another OS, a
+    file system that lacks it): two renames through `.NAME.old`, undone if the second fails;
+    a crash between them is undone by the next run of the trial (_undo_interrupted_swap)."""
+    renameat2 = getattr(_libc, "renameat2", None)
+    if renameat2 is not None:
+        done = renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+        if done == 0:
+            _sync_folder(second.parent)
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), str(second))
+    aside = _beside(second, "old")
+    os.rename(second, aside)
+    try:
+        os.rename(first, second)
+    except BaseException:
+        os.rename(aside, second)
+        raise
+    os.rename(aside, first)  # as after an exchange: the old folder where the new one was
+    _sync_folder(second.parent)
+
+
+def _undo_interrupted_swap(directory: Path) -> None:
+    """A crash between the two renames of exchange_folders' fallback left the trial's old folder
+    aside: put it back."""
+    aside = _beside(directory, "old")
+    if not directory.exists() and aside.is_dir():
+        os.rename(aside, directory)
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so a rename in it survives a power cut."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def hidden_from_worker(cfg: TrialConfig, cls: type) -> list[Path]:

@@ -4,27 +4,57 @@ Each Hydra job runs its trial in a fresh child process (`algoperf run ...`): lau
 joblib reuse worker processes, and a trial must not inherit another's memory, threads or
 compiled state, nor take the sweep down when it crashes. Complete trials are skipped, so a
 re-run resumes an interrupted sweep.
+
+A sweep survives its own processes: a launcher worker that dies takes only its trial (recorded
+as failed) and the multirun is launched again for the trials it interrupted; a killed main
+process takes every process of the sweep with it (and a re-run resumes). A re-run must ask for
+the settings the sweep was started with (`sweep.json`), so one sweep never mixes settings.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import copy
+import datetime as dt
+import itertools
+import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
+from collections import Counter
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from algoperf import results as store
 from algoperf.config import CONF_DIR, check_keys, compose, normalise_overrides, searchpath_override, to_dict
 from algoperf.errors import AlgoperfError
+from algoperf.hardware import workload_settings
 from algoperf.plugins import find_submission, list_workloads, workload_class
 from algoperf.rulesets import Ruleset
-from algoperf.watchdog import Limits, run_watched
+from algoperf.tuning import check_sweep_overrides
+from algoperf.watchdog import (
+    SWEEP_JOB_ENV,
+    SWEEP_PID_ENV,
+    Limits,
+    die_with_parent,
+    exit_with_sweep,
+    run_watched,
+    sweep_job_process,
+)
 
-SWEEP_KEYS = ("workloads", "submissions", "frameworks", "num_studies", "num_trials", "n_jobs")
+SWEEP_KEYS = ("workloads", "submissions", "frameworks", "num_studies", "num_trials", "n_jobs", "new_sweep")
 EXIT_CLAIMED = 3  # the child found the trial held by another live sweep
+SETTINGS_NAME = "sweep.json"
+# A trial interrupted this often by dying launcher workers gets a failure record instead of
+# another try, so a sweep whose workers keep dying still ends.
+MAX_INTERRUPTIONS = 2
+# How long the main process waits for the trials of a broken launch to end (the one whose job
+# process died writes its record) before launching again.
+STRAGGLER_WAIT_S = 30.0
 
 
 def _parse_list(value: str) -> list[str]:
@@ -34,15 +64,29 @@ def _parse_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _parse_bool(key: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false"):
+        raise AlgoperfError(f"{key}={value!r} is not a yes/no value; give {key}=true or {key}=false.")
+    return lowered == "true"
+
+
 def plan(args: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """Split sweep arguments into the sweep's own keys and overrides passed to every trial."""
+    """Split sweep arguments into the sweep's own keys and overrides passed to every trial.
+
+    The sweep's own keys are checked here (counts are positive integers, frameworks torch or
+    jax); the trial keys are checked when they are composed, before anything is launched."""
     sweep: dict[str, Any] = {}
     passthrough: list[str] = []
     for item in args:
         key, _, value = item.partition("=")
-        if key in SWEEP_KEYS:
+        if key == "new_sweep":
+            sweep[key] = _parse_bool(key, value)
+        elif key in SWEEP_KEYS:
             sweep[key] = (
-                _parse_list(value) if key in ("workloads", "submissions", "frameworks") else int(value)
+                _parse_list(value)
+                if key in ("workloads", "submissions", "frameworks")
+                else _positive_int(key, value)
             )
         elif key in ("workload", "submission", "framework", "study", "trial"):
             raise AlgoperfError(
@@ -51,6 +95,8 @@ def plan(args: list[str]) -> tuple[dict[str, Any], list[str]]:
                 + " instead."
             )
         else:
+            if key.lstrip("+") == "hydra.launcher.n_jobs":
+                _positive_int(key.lstrip("+"), value)
             passthrough.append(item)
     for key in ("workloads", "submissions"):
         if not sweep.get(key):
@@ -59,7 +105,26 @@ def plan(args: list[str]) -> tuple[dict[str, Any], list[str]]:
                 "`algoperf sweep workloads=[fashion_mnist] submissions=[adamw,nadamw]`."
             )
     sweep.setdefault("frameworks", ["torch"])
+    bad = [fw for fw in sweep["frameworks"] if fw not in ("torch", "jax")]
+    if bad or not sweep["frameworks"]:
+        raise AlgoperfError(
+            f"frameworks=[{','.join(sweep['frameworks'])}]: "
+            + (f"unknown framework {bad[0]!r}; " if bad else "empty; ")
+            + "give frameworks=[torch], [jax] or [torch,jax]."
+        )
     return sweep, passthrough
+
+
+def _positive_int(key: str, value: str) -> int:
+    """A sweep count (num_studies, num_trials, n_jobs) as given on the command line."""
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = 0
+    if number < 1 or not value.strip().lstrip("+").isdigit():
+        example = {"num_studies": 3, "num_trials": 5}.get(key, 2)
+        raise AlgoperfError(f"{key}={value!r}: give a positive integer, e.g. {key}={example}.")
+    return number
 
 
 def run_sweep_cli(args: list[str]) -> int:
@@ -86,6 +151,7 @@ def run_sweep_cli(args: list[str]) -> int:
                 )
     del registry
     sources = {name: find_submission(name) for name in sweep["submissions"]}
+    check_sweep_overrides(sources, cfg.hparams)  # every submission's search space
     for name, source in sources.items():
         missing = [fw for fw in sweep["frameworks"] if fw not in source.frameworks]
         if missing:
@@ -106,6 +172,7 @@ def run_sweep_cli(args: list[str]) -> int:
     threads = int(threads or max(1, cores // n_jobs))
     if not any(a.startswith("threads=") for a in trial_overrides):
         trial_overrides.append(f"threads={threads}")
+        cfg.threads = threads  # as the trials get it (the sweep's settings record it)
     if n_jobs > 1 and not any(a.startswith("hydra/launcher=") for a in launcher_overrides):
         launcher_overrides.append("hydra/launcher=joblib")
     if any(a == "hydra/launcher=joblib" for a in launcher_overrides) and not any(
@@ -115,14 +182,30 @@ def run_sweep_cli(args: list[str]) -> int:
 
     results_dir = Path(str(cfg.results_dir))
     sweep_name = str(cfg.sweep)
-    expected = [
-        store.trial_dir(results_dir, sweep_name, sources[s].name, w, fw, study, trial)
-        for s in sweep["submissions"]
-        for w in sweep["workloads"]
-        for fw in sweep["frameworks"]
-        for study in range(num_studies)
-        for trial in range(num_trials)
-    ]
+    if sweep.get("new_sweep"):
+        sweep_name = _fresh_sweep_name(results_dir, sweep_name)
+        cfg.sweep = sweep_name
+        trial_overrides = [a for a in trial_overrides if not a.startswith("sweep=")] + [f"sweep={sweep_name}"]
+        print(f"new_sweep=true: this sweep is named {sweep_name!r}", flush=True)
+    # Before anything runs: a re-run must ask for the settings the sweep was started with.
+    check_sweep_settings(results_dir / sweep_name, cfg, sweep["workloads"], sweep["frameworks"])
+    planned = []
+    for submission, workload, framework, study, trial in itertools.product(
+        sweep["submissions"], sweep["workloads"], sweep["frameworks"], range(num_studies), range(num_trials)
+    ):
+        name = sources[submission].name
+        directory = store.trial_dir(results_dir, sweep_name, name, workload, framework, study, trial)
+        planned.append(
+            PlannedTrial(
+                submission=name,
+                workload=workload,
+                framework=framework,
+                study=study,
+                trial=trial,
+                directory=directory,
+            )
+        )
+    expected = [trial.directory for trial in planned]
     print(
         f"sweep {sweep_name!r}: {len(sweep['submissions'])} submission(s) x {len(sweep['workloads'])} "
         f"workload(s) x {len(sweep['frameworks'])} framework(s) x {num_studies} studies x "
@@ -148,11 +231,259 @@ def run_sweep_cli(args: list[str]) -> int:
     ]
     monitor = ProgressMonitor(expected, n_jobs)
     monitor.start()
+    # Job processes (launcher workers) find the sweep's main process by this, to die with it.
+    previous_pid = os.environ.get(SWEEP_PID_ENV)
+    os.environ[SWEEP_PID_ENV] = str(os.getpid())
     try:
-        _launch(hydra_args)
+        launch_until_done(hydra_args, planned, cfg)
     finally:
         monitor.stop()
+        if previous_pid is None:
+            os.environ.pop(SWEEP_PID_ENV, None)
+        else:
+            os.environ[SWEEP_PID_ENV] = previous_pid
     return summarise(expected)
+
+
+@dataclass
+class PlannedTrial:
+    submission: str  # its name (the folder name for a submission given by path)
+    workload: str
+    framework: str
+    study: int
+    trial: int
+    directory: Path
+
+
+# ---- relaunching after a launcher worker died ----------------------------------------------------
+
+
+def launch_until_done(hydra_args: list[str], planned: list[PlannedTrial], cfg: Any) -> None:
+    """Run the multirun; when a launcher worker dies, launch it again for the unfinished trials.
+
+    A dying joblib (loky) worker breaks the whole pool: loky SIGKILLs the other workers and
+    their trials, and the multirun raises. The trial whose worker died records that itself
+    (watchdog.fail_trial_when_job_dies); the trials killed beside it left no record and run
+    again in the next launch (complete trials are skipped). A trial interrupted
+    MAX_INTERRUPTIONS times is recorded as failed here instead, and launches that break
+    without moving any trial on are not repeated, so this always ends.
+    """
+    interruptions: Counter[Path] = Counter()
+    fruitless = 0
+    while True:
+        markers = {t.directory: _running_marker(t.directory) for t in planned}
+        done_before = sum(store.is_complete(t.directory) for t in planned)
+        try:
+            _launch(hydra_args)
+            return
+        except concurrent.futures.BrokenExecutor as e:  # loky's TerminatedWorkerError and kin
+            print(
+                f"[sweep] a job process of the sweep died ({type(e).__name__}); its trial is "
+                "recorded as failed and the trials beside it run again",
+                flush=True,
+            )
+        started = [t for t in planned if _running_marker(t.directory) != markers[t.directory]]
+        _wait_for_trials([t.directory for t in started])
+        progressed = sum(store.is_complete(t.directory) for t in planned) > done_before
+        for trial in started:
+            if store.is_complete(trial.directory) or store.is_running(trial.directory):
+                continue
+            interruptions[trial.directory] += 1
+            progressed = True
+            if interruptions[trial.directory] >= MAX_INTERRUPTIONS:
+                _record_interrupted(trial, cfg, interruptions[trial.directory])
+        fruitless = 0 if progressed else fruitless + 1
+        if fruitless >= MAX_INTERRUPTIONS:
+            print(
+                "[sweep] the launcher broke again without any trial moving on; stopping here "
+                "(re-run the same command to resume)",
+                flush=True,
+            )
+            return
+
+
+def _running_marker(directory: Path) -> str | None:
+    """Who holds the trial (host and pid), as its `.running` marker says; None without one."""
+    try:
+        return (directory / store.RUNNING_NAME).read_text()
+    except OSError:
+        return None
+
+
+def _wait_for_trials(directories: list[Path]) -> None:
+    """Until none of these trials runs (the one whose job process died is writing its record),
+    or STRAGGLER_WAIT_S: one still running then may be another sweep's, and is left to it."""
+    deadline = time.monotonic() + STRAGGLER_WAIT_S
+    while any(store.is_running(d) for d in directories) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _record_interrupted(trial: PlannedTrial, cfg: Any, times: int) -> None:
+    """Record a trial that dying job processes interrupted `times` times as failed."""
+    from omegaconf import OmegaConf
+
+    trial_cfg = copy.deepcopy(cfg)
+    OmegaConf.set_struct(trial_cfg, False)
+    trial_cfg.workload, trial_cfg.framework = trial.workload, trial.framework
+    trial_cfg.study, trial_cfg.trial = trial.study, trial.trial
+    try:
+        with store.claim(trial.directory):
+            if store.is_complete(trial.directory):
+                return
+            store.write_failure_record(
+                trial.directory,
+                trial_cfg,
+                trial.submission,
+                f"the sweep's job processes died {times} times while this trial ran or beside it "
+                "(killed from outside, or out of memory); not tried again. Delete its trial folder "
+                "and re-run the sweep to try once more.",
+            )
+    except store.TrialClaimed:
+        pass  # another live sweep runs it now
+
+
+# ---- the sweep's settings ------------------------------------------------------------------------
+
+# Keys of the trial configuration that change no result: what the sweep chooses per trial, where
+# results go, what is shown. Every other key is a setting all trials of one sweep share.
+NOT_SETTINGS = (
+    "workload",
+    "submission",
+    "framework",
+    "study",
+    "trial",
+    "sweep",
+    "results_dir",
+    "data_dir",
+    "progress",
+    "logger",
+    "overwrite",
+    "hydra",
+)
+# Ruleset keys that only set the sweep's default size (num_studies/num_trials may grow).
+RULESET_SIZE_KEYS = ("num_studies", "num_trials")
+
+
+def sweep_settings(cfg: Any, workloads: list[str], frameworks: list[str]) -> dict[str, Any]:
+    """What sweep.json holds: the trial settings (dotted keys), and the hardware profile's
+    settings per workload/framework (a sweep may grow by workloads)."""
+    settings: dict[str, Any] = {}
+    for key, value in to_dict(cfg).items():
+        if key in NOT_SETTINGS:
+            continue
+        if key == "hardware":
+            settings["hardware"] = value.get("name")
+        elif isinstance(value, dict):
+            for name, item in _flatten(value, key).items():
+                if not (key == "ruleset" and name.split(".")[-1] in RULESET_SIZE_KEYS):
+                    settings[name] = item
+        else:
+            settings[key] = value
+    hardware = to_dict(cfg.hardware)
+    per_workload = {
+        f"{w}/{fw}": asdict(workload_settings(hardware, w, fw)) for w in workloads for fw in frameworks
+    }
+    # Through JSON, so values compare as they will be read back (tuples as lists, ...).
+    return json.loads(json.dumps({"settings": settings, "workloads": per_workload}))
+
+
+def _flatten(mapping: dict[str, Any], prefix: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}.{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def check_sweep_settings(folder: Path, cfg: Any, workloads: list[str], frameworks: list[str]) -> None:
+    """Write the sweep's settings on its first launch; refuse a re-run that asks for others."""
+    requested = sweep_settings(cfg, workloads, frameworks)
+    path = folder / SETTINGS_NAME
+    if _create_once(path, {**requested, "created_at": _now()}):
+        return
+    try:
+        recorded = json.loads(path.read_text())
+        recorded_settings, recorded_workloads = recorded["settings"], recorded["workloads"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise AlgoperfError(
+            f"{path} is damaged ({e}); restore it, or choose another sweep name (sweep=NAME)."
+        ) from None
+    wanted = requested["settings"]
+    differing = [
+        f"{key}: recorded {_shown(recorded_settings, key)}, requested {_shown(wanted, key)}"
+        for key in sorted(set(recorded_settings) | set(wanted))
+        if recorded_settings.get(key, _UNSET) != wanted.get(key, _UNSET)
+    ]
+    for pair, settings in requested["workloads"].items():
+        old = recorded_workloads.get(pair)
+        differing += [
+            f"hardware settings of {pair}, {key}: recorded {old.get(key)!r}, requested {value!r}"
+            for key, value in settings.items()
+            if old is not None and old.get(key) != value
+        ]
+    if differing:
+        raise AlgoperfError(
+            f"sweep {folder.name!r} was started with other settings ({'; '.join(differing)}). "
+            f"Re-run with the recorded settings (see {path}), choose another sweep name "
+            "(sweep=NAME), or add new_sweep=true to have a fresh name picked."
+        )
+    added = {pair: s for pair, s in requested["workloads"].items() if pair not in recorded_workloads}
+    if added:  # the sweep grows by workloads or frameworks: note their profile settings too
+        _write_atomically(path, {**recorded, "workloads": {**recorded_workloads, **added}})
+
+
+_UNSET = object()
+
+
+def _shown(settings: dict[str, Any], key: str) -> str:
+    return repr(settings[key]) if key in settings else "(not set)"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _create_once(path: Path, content: dict[str, Any]) -> bool:
+    """Write `path` unless it exists, atomically: of two sweeps started at once only one writes
+    it, and a reader never sees half of it. True when this call wrote it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _write_temporary(path, content)
+    try:
+        os.link(tmp, path)  # unlike a rename, fails if `path` exists
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, content: dict[str, Any]) -> None:
+    tmp = _write_temporary(path, content)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_temporary(path: Path, content: dict[str, Any]) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(content, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(tmp)
+
+
+def _fresh_sweep_name(results_dir: Path, name: str) -> str:
+    """`name` if no sweep has that folder yet, else the first free `name-2`, `name-3`, ..."""
+    candidate, k = name, 2
+    while (results_dir / candidate).exists():
+        candidate, k = f"{name}-{k}", k + 1
+    return candidate
 
 
 def _config_keys() -> list[str]:
@@ -179,18 +510,26 @@ def _launch(hydra_args: list[str]) -> None:
     def job(cfg: Any) -> int:
         return run_job(cfg)
 
-    argv = sys.argv
+    argv, full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = ["algoperf-sweep", *hydra_args]
+    # Hydra turns any exception into a printed traceback and exit 1; launch_until_done needs the
+    # launcher's (a dead worker) to launch again.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         job()
     finally:
         sys.argv = argv
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
 
 
 def run_job(cfg: Any) -> int:
     """One Hydra job: run the trial in a fresh process unless it is already complete."""
     from hydra.core.hydra_config import HydraConfig
 
+    exit_with_sweep()  # first: a launcher worker must die with the sweep even if it runs no trial
     source = find_submission(str(cfg.submission))
     directory = store.trial_dir_for(cfg, source.name)
     if store.is_complete(directory):
@@ -198,12 +537,22 @@ def run_job(cfg: Any) -> int:
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra")]
     command = [sys.executable, "-m", "algoperf.cli", "run", *overrides, "progress=false"]
     directory.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if sweep_job_process():
+        # A launcher worker: if it dies alone (killed, out of memory) its trial gets SIGTERM and
+        # records that (watchdog.fail_trial_when_job_dies).
+        env[SWEEP_JOB_ENV] = str(os.getpid())
+        death_signal = signal.SIGTERM
+    else:
+        # The job runs in the sweep's main process: its trial dies with it, leaving no record,
+        # so a re-run resumes it.
+        death_signal = signal.SIGKILL
     outcome = run_watched(
         command,
         directory / "trial.log",
         trial_limits(cfg),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        preexec_fn=_die_with_parent,
+        env=env,
+        preexec_fn=die_with_parent(death_signal),
     )
     if outcome.returncode == EXIT_CLAIMED or store.is_complete(directory):
         return outcome.returncode
@@ -237,16 +586,6 @@ def trial_limits(cfg: Any) -> Limits:
     wall = float(watchdog.get("wall_time_factor", 3.0)) * budget + float(watchdog.get("grace_s", 300))
     memory = watchdog.get("memory_limit_gib")
     return Limits(wall_time_s=wall, memory_gib=float(memory) if memory else None)
-
-
-def _die_with_parent() -> None:
-    """Linux: the trial process gets SIGKILL when its job process dies (no orphans on a kill)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class ProgressMonitor:

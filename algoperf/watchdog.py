@@ -2,16 +2,36 @@
 
 The runner checks the budget after every step, but a step that never returns (a hang, a
 deadlock) or that allocates without bound can only be stopped from outside the process.
+
+Also the ties between a sweep's processes (main process -> job process -> trial process), so
+that none outlives the one it serves: a job process whose sweep died kills its trial and exits
+(`exit_with_sweep`), and a trial whose job process died records that and ends
+(`fail_trial_when_job_dies`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from algoperf.sandbox import descendants_of
+
+PR_SET_PDEATHSIG = 1
+# Resolved at import, never in a forked child: an import between fork and exec can deadlock on
+# a lock another thread of the parent held at the fork.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+# Environment of a sweep's processes: the sweep's main process, and (in a trial process) the
+# job process that started it.
+SWEEP_PID_ENV = "ALGOPERF_SWEEP_PID"
+SWEEP_JOB_ENV = "ALGOPERF_SWEEP_JOB"
 
 
 @dataclass(frozen=True)
@@ -60,9 +80,11 @@ def run_watched(
     start = time.monotonic()
     # Append: a trial another live sweep holds (the child then exits at once) keeps its log.
     with open(log_path, "a") as log:
-        child = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
-        )
+        with _children_lock:
+            child = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
+            )
+            _live_children.add(child)
         try:
             while child.poll() is None:
                 elapsed = time.monotonic() - start
@@ -90,4 +112,129 @@ def run_watched(
             child.kill()
             child.wait()
             raise
+        finally:
+            with _children_lock:
+                _live_children.discard(child)
     return Outcome(child.returncode, None)
+
+
+# ---- the ties between a sweep's processes -------------------------------------------------------
+
+_live_children: set[subprocess.Popen] = set()  # trial processes this process is running now
+_children_lock = threading.Lock()
+_sweep_watcher: threading.Thread | None = None
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    """A preexec_fn: the child gets `sig` when this process dies (Linux PR_SET_PDEATHSIG)."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        _prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the line above took effect
+            os._exit(1)
+
+    return preexec
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process, then all its descendants (a trial's worker is in a session of its own,
+    so a process group or session kill would miss it). The process first: it must not see its
+    children die and act on it. The caller's own process last, if it is in the tree."""
+    tree = [pid, *descendants_of(pid)]
+    for target in sorted(tree, key=lambda p: p == os.getpid()):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def sweep_job_process() -> bool:
+    """Whether this process is a job process of a sweep on this host: a launcher worker that
+    the sweep's main process started (not the main process itself, nor a cluster job)."""
+    sweep_pid = int(os.environ.get(SWEEP_PID_ENV) or 0)
+    return sweep_pid not in (0, os.getpid()) and os.getppid() == sweep_pid
+
+
+def exit_with_sweep(poll_s: float = 0.5) -> None:
+    """In a job process of a sweep (a launcher's worker, e.g. joblib's): once the sweep's main
+    process is gone, kill the trial running here, with SIGKILL (no failure record: an
+    interrupted sweep resumes), and exit.
+
+    Launcher workers otherwise outlive a killed sweep by minutes (loky waits 300 s for work),
+    and keep its resource trackers alive, whose pipes they hold. Started once per process; does
+    nothing where the job runs in the main process itself or on another host (SLURM)."""
+    global _sweep_watcher
+    if _sweep_watcher is not None or not sweep_job_process():
+        return
+    sweep_pid = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == sweep_pid:  # an orphan is re-parented: the sweep is gone
+            time.sleep(poll_s)
+        with _children_lock:  # also holds back a trial about to start
+            for child in _live_children:
+                kill_tree(child.pid)
+            # At once: this process's main thread must not see its trial killed and record that
+            # as a failure. (A pending SIGKILL wins over the SIGTERM the trial gets next.)
+            os._exit(1)
+
+    _sweep_watcher = threading.Thread(target=watch, name="algoperf-exit-with-sweep", daemon=True)
+    _sweep_watcher.start()
+
+
+class JobProcessDied(Exception):
+    """The sweep's job process that started this trial died while it ran."""
+
+
+def fail_trial_when_job_dies(settle_s: float = 2.0) -> None:
+    """In a trial process started by a sweep's job process: when that job process dies (killed,
+    out of memory), the trial gets SIGTERM (its parent-death signal) and this turns it into
+    JobProcessDied, so the trial stops its worker and records why, and the sweep does not run
+    it again. If the sweep's main process died too, the sweep was interrupted as a whole: the
+    trial ends without a record so that a re-run resumes it."""
+    job_pid = int(os.environ.get(SWEEP_JOB_ENV) or 0)
+    if not job_pid:
+        return
+    if os.getppid() != job_pid:  # it died before we got here: leave the trial to the re-run
+        os._exit(1)
+    handled = False
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        nonlocal handled
+        # The parent-death signal comes each time the job's thread that is our parent exits,
+        # so a dying job sends several, some while its other threads still live: one is enough.
+        if handled:
+            return
+        handled = True
+        # The job has died once its last thread is gone and we are re-parented. A job still our
+        # parent after settle_s did not die: someone else sent SIGTERM.
+        deadline = time.monotonic() + settle_s
+        while os.getppid() == job_pid and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if os.getppid() == job_pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)  # end as SIGTERM would have
+            return
+        if not _alive(int(os.environ.get(SWEEP_PID_ENV) or 0)):
+            kill_tree(os.getpid())  # the whole sweep is gone: no record, the re-run resumes
+        raise JobProcessDied(f"the sweep's job process (pid {job_pid}) died while this trial ran")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (dead, not yet reaped by its parent) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False

@@ -198,3 +198,40 @@ def test_sweep_runs_both_frameworks_on_a_real_workload(tmp_path, capsys):
         assert record["global_steps"] == 3 and record["workload"] == "shakespeare"
         assert f"{framework}.py" in record["submission_files"]
     assert recs["jax"]["compile_time_s"] > 0
+
+
+def test_relaunches_after_dead_job_processes_are_bounded(tmp_path, monkeypatch, capsys):
+    """A launcher that keeps breaking: a trial interrupted twice gets a failure record written
+    by the main process, and launches that move nothing on end the sweep."""
+    import concurrent.futures.process
+    import socket
+
+    from algoperf import sweep
+    from algoperf.config import compose
+
+    submission = fixture_submission("sgd")
+    cfg = compose(["workload=toy", f"submission={submission}", "hardware=test", f"results_dir={tmp_path}"])
+    directory = results.trial_dir(tmp_path, "default", "sgd", "toy", "torch", 0, 0)
+    planned = [
+        sweep.PlannedTrial(
+            submission="sgd", workload="toy", framework="torch", study=0, trial=0, directory=directory
+        )
+    ]
+    launches = []
+
+    def broken_launch(hydra_args):
+        launches.append(hydra_args)
+        if not results.is_complete(directory):  # the trial started, then its job process died
+            gone = subprocess.Popen(["true"])
+            gone.wait()
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / results.RUNNING_NAME).write_text(f"{socket.gethostname()} {gone.pid}")
+        raise concurrent.futures.process.BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(sweep, "_launch", broken_launch)
+    sweep.launch_until_done([], planned, cfg)
+    record = results.read_record(directory / "record.json")
+    assert record["status"] == "failed" and "died 2 times" in record["error"]
+    assert record["max_submission_time_s"] == 30 and record["eval_every_steps"] == 10
+    assert len(launches) == 4  # 2 interrupted, then 2 that moved nothing on
+    assert "stopping here" in capsys.readouterr().out
