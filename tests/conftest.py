@@ -3,6 +3,7 @@
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,18 @@ os.environ.setdefault("ALGOPERF_THREADS", "1")
 _key_folder = tempfile.mkdtemp(prefix="algoperf-test-key-")
 os.environ.setdefault("ALGOPERF_KEY_FILE", os.path.join(_key_folder, "record-signing.key"))
 atexit.register(shutil.rmtree, _key_folder, ignore_errors=True)
+
+# JAX's absl logging handler keeps the sys.stderr of the moment it was made: under pytest, the
+# capture stream. An in-process sweep (Hydra's logging dictConfig) closes every handler, and
+# absl's close() closes its stream unless it is the *current* sys.stderr, which pytest's global
+# capture stream no longer is: the capture breaks ("I/O operation on closed file"). Point it at
+# the real stderr, which absl never closes. (Outside tests the stream is the real stderr.)
+try:
+    from absl import logging as _absl_logging
+
+    _absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
+except ImportError:
+    pass
 
 TOY_PROFILE = {
     "name": "test",

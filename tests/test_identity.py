@@ -200,21 +200,3 @@ def test_verify_says_when_the_folder_is_gone(tmp_path: Path, capsys: pytest.Capt
     folder.rename(tmp_path / "moved")
     assert not verify_records(root)
     assert f"submission folder {folder.resolve()} no longer exists" in capsys.readouterr().out
-
-
-def test_verify_keeps_checking_old_single_file_records(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    folder = make_submission(tmp_path / "sub")
-    record = make_record("sub", "w1", 1.0)
-    record.update(
-        workload_sha256=None,
-        submission_path=str(folder / "torch.py"),
-        submission_sha256=hashlib.sha256((folder / "torch.py").read_bytes()).hexdigest(),
-    )
-    write_trial(tmp_path / "results", record)
-    apply_change(folder, "edit helper.py")  # not covered by an old record: it hashed torch.py only
-    assert verify_records(tmp_path / "results")
-    apply_change(folder, "edit torch.py")
-    assert not verify_records(tmp_path / "results")
-    assert f"{folder / 'torch.py'} changed since the trial ran" in capsys.readouterr().out
