@@ -17,6 +17,7 @@ USAGE = """usage: algoperf COMMAND [...]
   run workload=W submission=S [k=v...]  one timed trial (Hydra overrides, see conf/config.yaml)
   sweep workloads=[..] submissions=[..] a leaderboard sweep (each trial in its own process)
   score RESULTS_DIR [--out DIR] [--measure time|steps] [--verify] [--trust-unsigned]
+        [--skip-invalid] [--split-settings] [--merge-sweeps] [--include-smoke]
   new-submission NAME [--dir DIR]       copy the template to start a submission
   set-targets WORKLOAD [hardware=...]   target-setting procedure: tune, repeat, set target/budget
 """
