@@ -82,25 +82,27 @@ def conflicts(trials: pd.DataFrame) -> list[str]:
 def _trial_count_conflicts(trials: pd.DataFrame) -> list[str]:
     """Every study of every (competitor, workload) must hold as many trials as the others, and
     every (competitor, workload) as many studies: a study's best of 3 is not a best of 5."""
-    found = []
     per_study = trials.groupby(["competitor", "workload", "sweep", "study"], sort=True).size()
-    if per_study.nunique() > 1:
-        counts = per_study.value_counts().sort_index()
-        fewest = per_study[per_study == counts.index[0]].index[0]
+    per_pair = per_study.groupby(level=["competitor", "workload"]).size()
+    found = []
+    for counts, what, unit, hint in (
+        (
+            per_study,
+            "trials per study",
+            "studies",
+            "; an unfinished sweep? Finish it (re-run the same sweep command) before scoring",
+        ),
+        (per_pair, "studies per workload", "(competitor, workload) pairs", ""),
+    ):
+        if counts.nunique() < 2:
+            continue
+        tally = counts.value_counts().sort_index()
+        fewest = counts[counts == tally.index[0]].index[0]
+        where = f"{fewest[0]} on {fewest[1]}" + (f", study {fewest[3]}" if len(fewest) > 2 else "")
         found.append(
-            "trials per study differ: "
-            + ", ".join(f"{n} trials in {k} studies" for n, k in counts.items())
-            + f" (e.g. {fewest[0]} on {fewest[1]}, study {fewest[3]}); an unfinished sweep? "
-            "Finish it (re-run the same sweep command) before scoring"
-        )
-    studies = per_study.groupby(level=["competitor", "workload"]).size()
-    if studies.nunique() > 1:
-        counts = studies.value_counts().sort_index()
-        fewest = studies[studies == counts.index[0]].index[0]
-        found.append(
-            "studies per workload differ: "
-            + ", ".join(f"{n} studies for {k} (competitor, workload) pairs" for n, k in counts.items())
-            + f" (e.g. {fewest[0]} on {fewest[1]})"
+            f"{what} differ: "
+            + ", ".join(f"{n} {what.split()[0]} in {k} {unit}" for n, k in tally.items())
+            + f" (e.g. {where}){hint}"
         )
     return found
 

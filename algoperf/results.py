@@ -574,13 +574,17 @@ INVALID_FIX = (
 
 def refuse_invalid(loaded: Results) -> None:
     """Raise AlgoperfError naming every invalid record, if any."""
-    if not loaded.invalid:
+    verb = "valid, so the folder is not scored:"
+    _refuse(loaded.invalid, (f"is not {verb}", f"are not {verb}"), INVALID_FIX)
+
+
+def _refuse(lines: list[str], verb: tuple[str, str], fix: str) -> None:
+    """Raise AlgoperfError: how many records (`verb`: singular, plural), each line, the fix."""
+    if not lines:
         return
-    count = len(loaded.invalid)
-    lines = [f"{count} trial record{'s are' if count > 1 else ' is'} not valid, so the folder is not scored:"]
-    lines += [f"  {line}" for line in loaded.invalid]
-    lines.append(f"Fix: {INVALID_FIX}.")
-    raise AlgoperfError("\n".join(lines))
+    count = len(lines)
+    head = f"{count} trial record{' ' + verb[0] if count == 1 else 's ' + verb[1]}"
+    raise AlgoperfError("\n".join([head, *(f"  {line}" for line in lines), f"Fix: {fix}."]))
 
 
 TRUST_FIX = (
@@ -592,16 +596,10 @@ TRUST_FIX = (
 
 def refuse_untrusted(loaded: Results) -> None:
     """Raise AlgoperfError naming every record that failed its signature check, if any did."""
-    if not loaded.bad_signatures:
-        return
-    count = len(loaded.bad_signatures)
-    lines = [
-        f"{count} trial record{'s fail' if count > 1 else ' fails'} the signature check (edited after "
-        "being written, or signed elsewhere), so the folder is not scored:"
-    ]
-    lines += [f"  {line}" for line in loaded.bad_signatures]
-    lines.append(f"Fix: {TRUST_FIX}.")
-    raise AlgoperfError("\n".join(lines))
+    verb = (
+        "the signature check (edited after being written, or signed elsewhere), so the folder is not scored:"
+    )
+    _refuse(loaded.bad_signatures, (f"fails {verb}", f"fail {verb}"), TRUST_FIX)
 
 
 def write_failure_record(
