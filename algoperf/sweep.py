@@ -487,9 +487,9 @@ def _fresh_sweep_name(results_dir: Path, name: str) -> str:
 
 
 def _config_keys() -> list[str]:
-    from omegaconf import OmegaConf
+    from algoperf.tuning import load_yaml
 
-    base = OmegaConf.load(CONF_DIR / "config.yaml")
+    base = load_yaml(CONF_DIR / "config.yaml")  # a damaged or duplicated key: one clear line
     return [k for k in base if k != "defaults"] + ["hardware", "ruleset", "logger", "hydra"]
 
 
