@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
+import errno
 import fcntl
 import hashlib
 import io
@@ -25,6 +27,7 @@ import pandas as pd
 
 from algoperf.errors import AlgoperfError
 from algoperf.record import SCHEMA_VERSION, STATUSES, TrialRecord, record_problems  # noqa: F401 (re-exported)
+from algoperf.sandbox import is_alive
 from algoperf.signing import MissingKey, body_signature_problem, json_safe, load_key, sign
 
 # The record's fields and schema live with its type (algoperf.record); a record on disk must
@@ -103,22 +106,7 @@ def is_running(directory: str | Path) -> bool:
         return False
     if host != socket.gethostname():
         return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return not _is_zombie(int(pid))
-
-
-def _is_zombie(pid: int) -> bool:
-    """Dead but not yet reaped (an orphan's new parent may take its time): not running."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return False
+    return not pid.isdigit() or is_alive(int(pid))
 
 
 def trial_dir(
@@ -176,13 +164,62 @@ def write_record(directory: str | Path, record: dict[str, Any]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    # fsync the folder so the rename itself survives a power cut.
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    sync_folder(directory)  # so the rename itself survives a power cut
     return directory / RECORD_NAME
+
+
+# ---- swapping a trial folder (overwrite) ----------------------------------------------------------
+
+
+def beside(directory: Path, purpose: str) -> Path:
+    """A hidden folder next to a trial folder (loaders never descend into hidden folders)."""
+    return directory.with_name(f".{directory.name}.{purpose}")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange_folders(first: Path, second: Path) -> None:
+    """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE). Without it (another OS, a
+    file system that lacks it): two renames through `.NAME.old`, undone if the second fails;
+    a crash between them is undone by the next run of the trial (undo_interrupted_swap)."""
+    renameat2 = getattr(_libc, "renameat2", None)
+    if renameat2 is not None:
+        done = renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+        if done == 0:
+            sync_folder(second.parent)
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), str(second))
+    aside = beside(second, "old")
+    os.rename(second, aside)
+    try:
+        os.rename(first, second)
+    except BaseException:
+        os.rename(aside, second)
+        raise
+    os.rename(aside, first)  # as after an exchange: the old folder where the new one was
+    sync_folder(second.parent)
+
+
+def undo_interrupted_swap(directory: Path) -> None:
+    """A crash between the two renames of exchange_folders' fallback left the trial's old folder
+    aside: put it back."""
+    aside = beside(directory, "old")
+    if not directory.exists() and aside.is_dir():
+        os.rename(aside, directory)
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so a rename in it survives a power cut."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _float_or_special(value: Any) -> Any:

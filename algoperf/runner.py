@@ -13,8 +13,6 @@ written, so an interrupted overwrite leaves the old record and evals.csv as they
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import importlib
 import math
 import os
@@ -89,7 +87,7 @@ def run_trial(
     """
     resolved = Resolved.of(cfg)  # unknown names fail here, before anything is written
     directory = store.trial_dir_for(cfg, resolved.source.name)
-    _undo_interrupted_swap(directory)
+    store.undo_interrupted_swap(directory)
     if store.is_complete(directory) and not cfg.overwrite:
         return recorded_as_requested(cfg, resolved, directory)
     emit = _emitter(callbacks)
@@ -307,69 +305,18 @@ def _overwrite(cfg, resolved, directory: Path, emit, progress) -> dict[str, Any]
     """Run a complete trial again in a hidden staging folder beside its own, then swap the two
     folders in one step: until the new record is written the old record.json and evals.csv
     stay in place as a pair, whatever interrupts the run. Called holding the trial's claim."""
-    staging = _beside(directory, "overwrite")
+    staging = store.beside(directory, "overwrite")
     shutil.rmtree(staging, ignore_errors=True)  # what an interrupted overwrite left
-    shutil.rmtree(_beside(directory, "old"), ignore_errors=True)
+    shutil.rmtree(store.beside(directory, "old"), ignore_errors=True)
     try:
         # The staging folder's claim becomes the trial folder's in the swap, so the trial stays
         # claimed throughout.
         with store.claim(staging):
             _run_recorded(cfg, resolved, staging, emit, progress)
-            exchange_folders(staging, directory)
+            store.exchange_folders(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # the old folder now, or a broken run's
     return store.read_record(directory / store.RECORD_NAME)
-
-
-def _beside(directory: Path, purpose: str) -> Path:
-    """A hidden folder next to a trial folder (loaders never descend into hidden folders)."""
-    return directory.with_name(f".{directory.name}.{purpose}")
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
-def exchange_folders(first: Path, second: Path) -> None:
-    """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE). Without it (another OS, a
-    file system that lacks it): two renames through `.NAME.old`, undone if the second fails;
-    a crash between them is undone by the next run of the trial (_undo_interrupted_swap)."""
-    renameat2 = getattr(_libc, "renameat2", None)
-    if renameat2 is not None:
-        done = renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
-        if done == 0:
-            _sync_folder(second.parent)
-            return
-        code = ctypes.get_errno()
-        if code not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            raise OSError(code, os.strerror(code), str(second))
-    aside = _beside(second, "old")
-    os.rename(second, aside)
-    try:
-        os.rename(first, second)
-    except BaseException:
-        os.rename(aside, second)
-        raise
-    os.rename(aside, first)  # as after an exchange: the old folder where the new one was
-    _sync_folder(second.parent)
-
-
-def _undo_interrupted_swap(directory: Path) -> None:
-    """A crash between the two renames of exchange_folders' fallback left the trial's old folder
-    aside: put it back."""
-    aside = _beside(directory, "old")
-    if not directory.exists() and aside.is_dir():
-        os.rename(aside, directory)
-
-
-def _sync_folder(folder: Path) -> None:
-    """fsync a folder, so a rename in it survives a power cut."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def hidden_from_worker(cfg: TrialConfig, cls: type) -> list[Path]:

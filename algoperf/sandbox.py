@@ -85,6 +85,21 @@ def is_zombie(pid: int) -> bool:
     return fields is None or fields[0] in ("Z", "X")
 
 
+def is_alive(pid: int) -> bool:
+    """Whether process `pid` exists and has not died: a zombie (dead, not yet reaped by its
+    parent, which for an orphan may take a while) counts as gone; one we may not signal counts
+    as alive."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not is_zombie(pid)
+
+
 @dataclass
 class WorkerGroup:
     """The worker's process group, as the supervisor sees it."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from algoperf.sandbox import descendants_of
+from algoperf.sandbox import descendants_of, is_alive
 
 PR_SET_PDEATHSIG = 1
 # Resolved at import, never in a forked child: an import between fork and exec can deadlock on
@@ -216,25 +216,8 @@ def fail_trial_when_job_dies(settle_s: float = 2.0) -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)  # end as SIGTERM would have
             return
-        if not _alive(int(os.environ.get(SWEEP_PID_ENV) or 0)):
+        if not is_alive(int(os.environ.get(SWEEP_PID_ENV) or 0)):
             kill_tree(os.getpid())  # the whole sweep is gone: no record, the re-run resumes
         raise JobProcessDied(f"the sweep's job process (pid {job_pid}) died while this trial ran")
 
     signal.signal(signal.SIGTERM, on_sigterm)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (dead, not yet reaped by its parent) counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False

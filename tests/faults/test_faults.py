@@ -459,19 +459,17 @@ def test_overwrite_swap_without_renameat2(tmp_path, monkeypatch):
     """Where RENAME_EXCHANGE is missing the swap takes two renames: a crash between them is
     undone by the next run of the trial (the old folder is put back), and the folders are
     swapped all the same."""
-    from algoperf import runner
-
-    monkeypatch.setattr(runner, "_libc", object())  # no renameat2
+    monkeypatch.setattr(results, "_libc", object())  # no renameat2
     new, trial, aside = tmp_path / ".trial_0.overwrite", tmp_path / "trial_0", tmp_path / ".trial_0.old"
     for folder, text in ((new, "new"), (trial, "old")):
         folder.mkdir()
         (folder / "record.json").write_text(text)
 
     trial.rename(aside)  # the first rename, then a crash
-    runner._undo_interrupted_swap(trial)
+    results.undo_interrupted_swap(trial)
     assert (trial / "record.json").read_text() == "old" and not aside.exists()
 
-    runner.exchange_folders(new, trial)
+    results.exchange_folders(new, trial)
     assert (trial / "record.json").read_text() == "new" and (new / "record.json").read_text() == "old"
     assert not aside.exists()
     shutil.rmtree(new)  # the old folder, which the overwrite removes next
