@@ -122,17 +122,16 @@ def cmd_check(args: list[str]) -> int:
 
 
 def trial_config_from(cfg: Any):
-    """The TrialConfig of a composed run configuration. Its settings and its hparams.NAME
-    overrides (against the submission's search space) are checked here, before anything is
-    written."""
-    from algoperf.config import check_settings, to_dict
+    """The TrialConfig of a composed run configuration (compose() has checked its settings).
+    Its hparams.NAME overrides are checked here against the submission's search space, before
+    anything is written."""
+    from algoperf.config import to_dict
     from algoperf.plugins import find_submission
     from algoperf.rulesets import Ruleset
     from algoperf.runner import TrialConfig
     from algoperf.tuning import SearchSpace, check_overrides
 
     c = to_dict(cfg)
-    check_settings(c)  # compose() checks them too; a configuration built otherwise is checked here
     space = SearchSpace.from_yaml(find_submission(str(c["submission"])).search_space_path)
     check_overrides(space, dict(c["hparams"] or {}))
     ruleset = c["ruleset"]

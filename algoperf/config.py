@@ -12,8 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from algoperf.errors import AlgoperfError, did_you_mean
+from algoperf.plugins import REPO_ROOT
+from algoperf.tuning import yaml_error_message
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
 GROUPS = ("hardware", "ruleset", "logger")
 # Folders of the harness's own code: results must never be written into them.
@@ -80,7 +81,7 @@ def compose(overrides: list[str], config_name: str = "config") -> DictConfig:
     except (HydraException, MissingConfigException) as e:
         raise AlgoperfError(f"bad configuration: {e}") from None
     except yaml.YAMLError as e:  # OmegaConf refuses a duplicate key, with PyYAML's error
-        raise AlgoperfError(_yaml_message(e, "a config file")) from None
+        raise AlgoperfError(yaml_error_message(e, "a config file")) from None
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise AlgoperfError(
@@ -96,13 +97,7 @@ def _load_conf(path: Path) -> DictConfig:
     try:
         return OmegaConf.load(path)  # type: ignore[return-value]
     except yaml.YAMLError as e:
-        raise AlgoperfError(_yaml_message(e, path)) from None
-
-
-def _yaml_message(error: yaml.YAMLError, path: str | Path) -> str:
-    from algoperf.tuning import yaml_error_message
-
-    return yaml_error_message(error, path)
+        raise AlgoperfError(yaml_error_message(e, path)) from None
 
 
 # ---- the run settings: every top-level scalar key of conf/config.yaml, checked at the door -------
