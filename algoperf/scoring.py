@@ -279,22 +279,14 @@ def status_counts(trials: pd.DataFrame) -> pd.Series:
     return pd.Series(text, index=counts.index).groupby(level=[0, 1], sort=False).agg(", ".join)
 
 
-def _workload_meta(trials: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Per workload: metric name, direction and target; warnings where targets disagree."""
-    meta = trials.groupby("workload").agg(
+def _workload_meta(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per workload: metric name, direction and target (one target per workload: comparable
+    refuses records that disagree)."""
+    return trials.groupby("workload").agg(
         metric_name=("metric_name", "first"),
         metric_higher_is_better=("metric_higher_is_better", "first"),
         target=("target", "first"),
     )
-    found: list[str] = []
-    for workload, rows in trials.groupby("workload"):
-        targets = sorted(set(pd.to_numeric(rows["target"], errors="coerce").dropna()))
-        if len(targets) > 1 and not np.allclose(targets, targets[0], rtol=1e-9, atol=0):
-            found.append(
-                f"{workload}: records carry different targets {targets}; times to different "
-                "targets are not comparable. Re-run the trials made with an old target."
-            )
-    return meta, found
 
 
 def _score_group(
@@ -486,8 +478,7 @@ def score(
     trials["group"] = trials["framework"].astype(str) if measure == "time" else ALL_FRAMEWORKS
     trials["value"] = _finite_or_inf(trials[MEASURES[measure]])
     studies = study_table(trials, measure)
-    meta, target_warnings = _workload_meta(trials)
-    found += target_warnings
+    meta = _workload_meta(trials)
     workload_names = sorted(trials["workload"].astype(str).unique())
 
     rng = np.random.default_rng(seed)
