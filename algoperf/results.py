@@ -154,18 +154,33 @@ def write_record(directory: str | Path, record: dict[str, Any]) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     record = sign({**record, "evals_sha256": _sha256_or_none(directory / EVALS_NAME)}, load_key())
-    fd, tmp = tempfile.mkstemp(prefix=".record.", suffix=".tmp", dir=directory)
+    write_json_atomically(directory / RECORD_NAME, json_safe(record))
+    return directory / RECORD_NAME
+
+
+def write_json_atomically(path: Path, content: Any, *, only_if_new: bool = False) -> bool:
+    """Write JSON so that a reader sees the old file or the whole new one, never a part: a
+    temporary file in the same folder, fsynced, renamed over `path`, then the folder fsynced
+    (so the rename survives a power cut). `only_if_new`: leave an existing file as it is and
+    return False (a link fails where a rename would replace); of two writers racing, one wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(json_safe(record), f, indent=2, sort_keys=False)
+            json.dump(content, f, indent=2)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, directory / RECORD_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    sync_folder(directory)  # so the rename itself survives a power cut
-    return directory / RECORD_NAME
+        if only_if_new:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # gone already after a replace
+    sync_folder(path.parent)
+    return True
 
 
 # ---- swapping a trial folder (overwrite) ----------------------------------------------------------

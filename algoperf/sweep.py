@@ -21,7 +21,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -402,7 +401,7 @@ def check_sweep_settings(folder: Path, cfg: Any, workloads: list[str], framework
     """Write the sweep's settings on its first launch; refuse a re-run that asks for others."""
     requested = sweep_settings(cfg, workloads, frameworks)
     path = folder / SETTINGS_NAME
-    if _create_once(path, {**requested, "created_at": _now()}):
+    if store.write_json_atomically(path, {**requested, "created_at": _now()}, only_if_new=True):
         return
     try:
         recorded = json.loads(path.read_text())
@@ -432,7 +431,7 @@ def check_sweep_settings(folder: Path, cfg: Any, workloads: list[str], framework
         )
     added = {pair: s for pair, s in requested["workloads"].items() if pair not in recorded_workloads}
     if added:  # the sweep grows by workloads or frameworks: note their profile settings too
-        _write_atomically(path, {**recorded, "workloads": {**recorded_workloads, **added}})
+        store.write_json_atomically(path, {**recorded, "workloads": {**recorded_workloads, **added}})
 
 
 _UNSET = object()
@@ -444,38 +443,6 @@ def _shown(settings: dict[str, Any], key: str) -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _create_once(path: Path, content: dict[str, Any]) -> bool:
-    """Write `path` unless it exists, atomically: of two sweeps started at once only one writes
-    it, and a reader never sees half of it. True when this call wrote it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _write_temporary(path, content)
-    try:
-        os.link(tmp, path)  # unlike a rename, fails if `path` exists
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_atomically(path: Path, content: dict[str, Any]) -> None:
-    tmp = _write_temporary(path, content)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_temporary(path: Path, content: dict[str, Any]) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(content, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    return Path(tmp)
 
 
 def _fresh_sweep_name(results_dir: Path, name: str) -> str:
