@@ -23,12 +23,12 @@ from algoperf.spec import (
     OPTIONAL_FULL_API,
     PLUGIN_API,
     Submission,
-    Workload,
     signature_problem,
 )
+from algoperf.workload import Workload
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FRAMEWORKS = ("torch", "jax")
+from algoperf.frameworks import FRAMEWORKS  # noqa: E402 (imports no framework)
 
 
 def _search_paths(kind: str) -> list[Path]:
@@ -233,11 +233,9 @@ def load_submission(source: SubmissionSource, framework: str) -> Submission:
         raise AlgoperfError(f"{path} is not a valid submission:\n  - " + "\n  - ".join(problems))
     is_plugin = hasattr(module, "make_optimizer")
     if is_plugin:
-        if framework == "torch":
-            from algoperf.frameworks.torch import plugin_to_full
-        else:
-            from algoperf.frameworks.jax import plugin_to_full
-        functions = plugin_to_full(module)
+        from algoperf.frameworks import load_backend
+
+        functions = load_backend(framework).plugin_to_full(module)
     else:
         functions = {name: getattr(module, name) for name in FULL_API}
         functions["prepare_for_eval"] = getattr(module, "prepare_for_eval", None)

@@ -202,7 +202,7 @@ class StoredRecord(BaseModel):
 
 
 def meets_target(value: float | None, target: float | None, higher_is_better: bool | None) -> bool:
-    """The workloads' rule (spec.Workload.has_reached_target) on stored values."""
+    """The workloads' rule (algoperf.workload.Workload.has_reached_target) on stored values."""
     if value is None or target is None or higher_is_better is None or not math.isfinite(value):
         return False
     return value >= target if higher_is_better else value <= target

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from algoperf.spec import Workload
+from algoperf.workload import Workload
 
 # What a submission may read from the workload: its training-side interface (docs/rules.md, rule 1).
 VISIBLE = frozenset(

@@ -13,7 +13,6 @@ written, so an interrupted overwrite leaves the old record and evals.csv as they
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import shutil
@@ -27,6 +26,7 @@ from typing import Any
 
 from algoperf import results as store
 from algoperf.errors import AlgoperfError
+from algoperf.frameworks import load_backend
 from algoperf.hardware import WorkloadSettings, fingerprint, workload_settings
 from algoperf.identity import snapshot_submission
 from algoperf.ledger import Ledger
@@ -246,7 +246,7 @@ def plan_trial(cfg: TrialConfig, resolved: Resolved, record: TrialRecord) -> Tri
     """Hyperparameters, seeds, threads, the ledger and the worker's confinement of one trial."""
     source, cls, settings = resolved.source, resolved.cls, resolved.settings
     record.hparams = _hparams_of(cfg, resolved)
-    fw = importlib.import_module(f"algoperf.frameworks.{cfg.framework}")
+    fw = load_backend(cfg.framework)
     threads = int(cfg.threads or cfg.hardware.get("threads_per_trial") or fw.default_threads())
     record.threads = threads
     fw.set_threads(threads)  # the supervisor evaluates with the same share of the cores

@@ -1,23 +1,18 @@
-"""The two interfaces of the benchmark: the Workload (fixed) and the Submission (the user's).
+"""The submission's side of the benchmark: the types both sides share (parameter, loss and
+forward-pass kinds, hyperparameters, batches) and the Submission interface.
 
-A workload is split in two layers: a framework-agnostic base (data, targets, metric, sizes)
-and one subclass per framework (model, loss, evaluation). A submission is either an
-*optimizer plugin* (`make_optimizer` + `search_space.yaml`), which the framework adapters
-turn into the full AlgoPerf-style API, or implements that full API itself.
+A submission is either an *optimizer plugin* (`make_optimizer` + `search_space.yaml`), which
+the framework backends turn into the full AlgoPerf-style API, or implements that full API
+itself. The workload interface lives in `algoperf.workload`.
 """
 
 from __future__ import annotations
 
-import abc
 import enum
 import inspect
-import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 
 class ParamType(enum.Enum):
@@ -111,180 +106,6 @@ class Hyperparameters(tuple):
 
 
 Mapping.register(Hyperparameters)
-
-
-# Compute precisions a workload size may declare in its options ("precision").
-PRECISIONS = ("float32", "bfloat16")
-
-
-@dataclass(frozen=True)
-class WorkloadSize:
-    """One size of a workload: model/data dimensions plus the target and step hint for that size.
-
-    Targets and step hints belong to a size (a bigger model reaches a better metric); time
-    budgets belong to hardware profiles (conf/hardware/*.yaml).
-    """
-
-    target: float
-    step_hint: int
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DataSplits:
-    """Numpy arrays of one workload's splits. Only `train` is ever handed to a submission."""
-
-    train: dict[str, np.ndarray]
-    validation: dict[str, np.ndarray]
-    test: dict[str, np.ndarray]
-
-
-class Workload(abc.ABC):
-    """Framework-agnostic part of a workload: data, metric, targets, sizes.
-
-    Subclasses (one per framework) add the model, the loss and the evaluation. Variants are
-    subclasses that change one thing and set their own `variant` name and `sizes` targets.
-    """
-
-    name: str  # base workload name, e.g. "fashion_mnist"
-    variant: str = "base"
-    framework: str  # "torch" | "jax", set by the framework subclass
-    metric_name: str  # e.g. "accuracy"
-    metric_higher_is_better: bool
-    loss_type: LossType
-    default_batch_size: int
-    eval_batch_size: int = 1024
-    sizes: Mapping[str, WorkloadSize]  # e.g. {"small": ..., "large": ...}
-
-    def __init__(self, size: str = "small", data_dir: str | None = None):
-        if size not in self.sizes:
-            from algoperf.errors import AlgoperfError, did_you_mean
-
-            raise AlgoperfError(
-                f"workload {self.full_name!r} has no size {size!r}." + did_you_mean(size, self.sizes)
-            )
-        self.size = size
-        self.data_dir = data_dir
-        self._param_types: dict[str, ParamType] | None = None
-        self._param_shapes: dict[str, tuple[int, ...]] | None = None
-        self._num_train_examples: int | None = None
-
-    # ---- identity -------------------------------------------------------------------------
-    @property
-    def full_name(self) -> str:
-        """Registry name: the base name, or `<name>_<variant>` for a variant."""
-        return self.name if self.variant == "base" else f"{self.name}_{self.variant}"
-
-    @property
-    def options(self) -> Mapping[str, Any]:
-        return self.sizes[self.size].options
-
-    @property
-    def precision(self) -> str:
-        """Compute precision of this size: "float32", or "bfloat16" (mixed precision: bf16
-        matmuls and convolutions, float32 parameters, optimizer state, loss and outputs)."""
-        precision = self.options.get("precision", "float32")
-        if precision not in PRECISIONS:
-            raise ValueError(f"{self.full_name}: precision {precision!r} is not one of {PRECISIONS}")
-        return precision
-
-    @property
-    def target_value(self) -> float:
-        return self.sizes[self.size].target
-
-    @property
-    def step_hint(self) -> int:
-        """Steps the target-setting run needed; schedules (e.g. cosine decay) are sized by it."""
-        return self.sizes[self.size].step_hint
-
-    def has_reached_target(self, metric_value: float) -> bool:
-        if not np.isfinite(metric_value):
-            return False
-        if self.metric_higher_is_better:
-            return metric_value >= self.target_value
-        return metric_value <= self.target_value
-
-    # ---- parameters (filled by the framework subclass at init) ----------------------------
-    @property
-    def param_types(self) -> dict[str, ParamType]:
-        """Parameter name -> ParamType, in the model's parameter order (torch: named_parameters)."""
-        if self._param_types is None:
-            raise RuntimeError("param_types is known once init_model_fn has run")
-        return self._param_types
-
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        if self._param_shapes is None:
-            raise RuntimeError("param_shapes is known once init_model_fn has run")
-        return self._param_shapes
-
-    @property
-    def num_train_examples(self) -> int:
-        if self._num_train_examples is None:
-            raise RuntimeError("num_train_examples is known once the data is loaded")
-        return self._num_train_examples
-
-    # ---- data: plain numpy, shared by every framework -------------------------------------
-    @classmethod
-    def data_locations(cls, data_dir: str | None = None) -> list[Path]:
-        """Where this workload's data may live on disk. A trial's worker is denied all of them:
-        it receives the training split from the supervisor. Subclasses add their own places."""
-        paths = [Path(data_dir)] if data_dir else []
-        paths += [Path(os.environ[v]) for v in ("ALGOPERF_DATA", "ALGOPERF_CACHE") if os.environ.get(v)]
-        return [*paths, Path.home() / ".cache" / "algoperf"]
-
-    @abc.abstractmethod
-    def load_splits(self) -> DataSplits:
-        """Read the dataset and split it deterministically (the split never depends on a trial seed)."""
-
-    @abc.abstractmethod
-    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
-        """Endless stream of training batches, deterministic given `seed`.
-
-        `train` holds the train split as framework arrays already on the device, so slicing
-        a batch never waits for host->device copies.
-        """
-
-    def eval_batches(self, split: dict[str, Any]) -> Iterator[Batch]:
-        """The whole split in order, in batches of `eval_batch_size` (last batch may be smaller)."""
-        n = len(next(iter(split.values())))
-        for start in range(0, n, self.eval_batch_size):
-            yield {k: v[start : start + self.eval_batch_size] for k, v in split.items()}
-
-    # ---- framework part ---------------------------------------------------------------------
-    @abc.abstractmethod
-    def to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-        """Move a split to the device as framework arrays."""
-
-    @abc.abstractmethod
-    def init_model_fn(self, rng: int) -> tuple[Any, Any]:
-        """Build the model. Returns (params, model_state); torch: (nn.Module, None)."""
-
-    @abc.abstractmethod
-    def model_fn(
-        self,
-        params: Any,
-        batch: Batch,
-        model_state: Any,
-        mode: ForwardPassMode,
-        rng: Any,
-        update_batch_norm: bool,
-    ) -> tuple[Any, Any]:
-        """Forward pass. Returns (outputs, new_model_state)."""
-
-    @abc.abstractmethod
-    def loss_fn(
-        self,
-        targets: Any,
-        outputs: Any,
-        mask: Any | None = None,
-        label_smoothing: float = 0.0,
-    ) -> dict[str, Any]:
-        """Returns {"summed": summed loss, "n_valid_examples": count, "per_example": losses}."""
-
-    @abc.abstractmethod
-    def eval_metrics(self, params: Any, model_state: Any, split: dict[str, Any]) -> dict[str, float]:
-        """Evaluate on one split (device arrays). Returns {"loss": ..., self.metric_name: ...}."""
 
 
 # ---- Submission interface ---------------------------------------------------------------------

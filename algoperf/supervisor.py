@@ -10,7 +10,6 @@ never read, and nothing of the worker runs while the supervisor evaluates, logs 
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from algoperf import results as store
+from algoperf.frameworks import load_backend
 from algoperf.ipc import (
     Channel,
     ControlFlags,
@@ -104,7 +104,7 @@ class Supervisor:
     ):
         self.plan, self.record, self.log, self.emit = plan, record, log, emit
         self.ledger = plan.ledger
-        self.fw = importlib.import_module(f"algoperf.frameworks.{plan.framework}")
+        self.fw = load_backend(plan.framework)
         self.workload = plan.workload_cls(size=plan.size, data_dir=plan.data_dir)
         self.bar = Progress(
             progress, plan.label, self.ledger.budget_s, self.workload.metric_name, self.workload.target_value

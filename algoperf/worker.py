@@ -12,7 +12,6 @@ in between, and times it from outside.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import socket
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from algoperf.frameworks import load_backend
 from algoperf.ipc import Channel, ControlFlags, SharedBlock, layout_bytes, layout_from_json
 from algoperf.rules import RuleViolation, WorkloadView
 from algoperf.sandbox import Confinement, confine_self
@@ -33,7 +33,7 @@ class Worker:
 
     def __init__(self, setup: dict[str, Any], fds: list[int], channel: Channel):
         self.channel = channel
-        self.fw = importlib.import_module(f"algoperf.frameworks.{setup['framework']}")
+        self.fw = load_backend(setup["framework"])
         self.fw.set_threads(int(setup["threads"]))
         self.isolation = confine_self(
             Confinement.from_json(setup["confinement"]), int(setup["supervisor_pid"])

@@ -140,6 +140,65 @@ def layout_mismatches(
     return problems
 
 
+def load_splits_or_skip(workload: Any) -> Any:
+    """The workload's splits; a missing dataset skips the test on a developer's machine and
+    fails it in CI (CI=true), where every dataset is installed and a skip would hide a gap."""
+    import os
+
+    import pytest
+
+    from algoperf.errors import AlgoperfError
+
+    try:
+        return workload.load_splits()
+    except AlgoperfError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{workload.full_name}: dataset missing in CI: {e}")
+        pytest.skip(f"{workload.full_name}: dataset not installed: {e}")
+
+
+# Data subsets that keep a workload's tests fast (applied when the workload has the attribute).
+SUBSETS = {"max_molecules": 1500}
+
+
+def make_workload(name: str, framework: str) -> Any:
+    """The small size of a registry workload, on its test subset."""
+    from algoperf.plugins import workload_class
+
+    workload = workload_class(name, framework)("small")
+    for attribute, value in SUBSETS.items():
+        if hasattr(workload, attribute):
+            setattr(workload, attribute, value)
+    return workload
+
+
+def loaded_pair(name: str) -> SimpleNamespace:
+    """`initialised_pair` of workload `name` with both frameworks' data loaded (`splits`: the
+    numpy splits). Use under a private ALGOPERF_CACHE: subsets build their own cache."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch_workload, jax_workload = make_workload(name, "torch"), make_workload(name, "jax")
+    splits = load_splits_or_skip(torch_workload)
+    jax_workload.load_splits()
+    pair = initialised_pair(torch_workload, jax_workload)
+    pair.splits = splits
+    return pair
+
+
+def perturbed(torch_model: Any, scale: float = 0.05) -> Any:
+    """A copy with every parameter moved by N(0, scale): zero-initialised layers come alive and
+    activations reach the non-linear ranges a fresh init barely touches."""
+    import torch
+
+    model = copy.deepcopy(torch_model)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=generator))
+    return model
+
+
 def parameter_count(shapes: dict[str, tuple[int, ...]]) -> int:
     return int(sum(np.prod(s) for s in shapes.values()))
 

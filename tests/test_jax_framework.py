@@ -27,15 +27,9 @@ from algoperf.frameworks import jax as fw  # noqa: E402
 from algoperf.frameworks import torch as torch_fw  # noqa: E402
 from algoperf.frameworks.jax import JaxWorkload, flatten_params, unflatten_params  # noqa: E402
 from algoperf.plugins import find_submission, load_submission  # noqa: E402
-from algoperf.spec import (  # noqa: E402
-    DataSplits,
-    ForwardPassMode,
-    Hyperparameters,
-    LossType,
-    ParamType,
-    WorkloadSize,
-)
+from algoperf.spec import ForwardPassMode, Hyperparameters, LossType, ParamType  # noqa: E402
 from algoperf.tuning import SearchSpace  # noqa: E402
+from algoperf.workload import DataSplits, WorkloadSize  # noqa: E402
 
 WARMUP_STEPS = 1  # the first step compiles; none after it may
 MEASURED_STEPS = 30
@@ -76,15 +70,6 @@ class ToyJaxWorkload(JaxWorkload):
 
     def init_inputs(self):
         return jnp.zeros((1, 8), jnp.float32)
-
-    def train_batches(self, train, batch_size, seed):
-        return self.random_batches(train, batch_size, seed)
-
-    def eval_batch_sums(self, params, model_state, batch):
-        outputs, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
-        weights = batch["weights"]
-        loss = self.loss_fn(batch["targets"], outputs, weights[:, None])["summed"]
-        return {"loss": loss, "mse": loss, "count": weights.sum()}
 
 
 def run_steps(submission, workload, params, model_state, state, queue, hparams, first, count):
@@ -380,9 +365,9 @@ def test_unflatten_inverts_flatten_and_gives_optax_masks(toy):
     assert types["norm"]["scale"] is ParamType.NORM_SCALE
 
 
-def test_random_batches_are_seeded_permutations(toy):
+def test_train_batches_are_seeded_permutations(toy):
     def first_epoch(seed):
-        stream = toy.workload.random_batches(toy.train, 256, seed)
+        stream = toy.workload.train_batches(toy.train, 256, seed)
         return np.concatenate([np.asarray(next(stream)["inputs"]) for _ in range(4)])
 
     a, b, c = first_epoch(0), first_epoch(0), first_epoch(1)

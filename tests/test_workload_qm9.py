@@ -7,6 +7,7 @@ import torch
 from algoperf.errors import AlgoperfError
 from algoperf.plugins import list_workloads, load_module, workload_class
 from algoperf.spec import ForwardPassMode, ParamType
+from algoperf.workload import epoch_permutations
 
 data = load_module(list_workloads()["qm9"]["folder"] / "workload.py", "workloads")
 SUBSET = 1500  # the first molecules of QM9: builds in about a second
@@ -107,9 +108,9 @@ def test_cache_is_reused_and_rebuilt_when_corrupt_or_stale(workload, cache_root)
         assert data.load_graphs(max_molecules=SUBSET)[1]
 
 
-def test_batch_rows_are_seeded_epochs_of_a_permutation():
+def test_epoch_permutations_are_seeded_epochs_of_a_permutation():
     def take(seed, n=10):
-        stream = data.batch_rows(100, 32, seed)
+        stream = epoch_permutations(100, 32, seed)
         return np.stack([next(stream) for _ in range(n)])
 
     a, b, c = take(0), take(0), take(1)

@@ -98,7 +98,7 @@ def test_train_batches_are_deterministic_shifted_windows(workload):
     for _ in range(3):
         a, b = next(one), next(two)
         assert torch.equal(a["inputs"], b["inputs"]) and torch.equal(a["targets"], b["targets"])
-    assert a["inputs"].shape == (8, w.options["context"]) and a["inputs"].dtype == torch.int64
+    assert a["inputs"].shape == (8, w.options["context"]) and a["inputs"].dtype == torch.int32
     assert torch.equal(a["inputs"][:, 1:], a["targets"][:, :-1])
 
 

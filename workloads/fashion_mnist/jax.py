@@ -7,15 +7,13 @@ the same distribution. Inputs arrive NCHW (the shared pipeline) and are made NHW
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from algoperf.frameworks.jax import TORCH_DEFAULT_KERNEL, TORCH_NORM_EPS, JaxWorkload, torch_default_bias
-from algoperf.spec import Batch, ForwardPassMode
 
 from .workload import FashionMnistGeluWorkload, FashionMnistWorkload
 
@@ -109,19 +107,6 @@ class FashionMnistJaxWorkload(FashionMnistWorkload, JaxWorkload):
 
     def init_inputs(self) -> jax.Array:
         return jnp.zeros((1, 1, 28, 28), jnp.float32)
-
-    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
-        return self.random_batches(train, batch_size, seed)
-
-    def eval_batch_sums(self, params: Any, model_state: Any, batch: Batch) -> dict[str, jax.Array]:
-        logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
-        weights = batch["weights"]
-        correct = (logits.argmax(-1) == batch["targets"]).astype(jnp.float32)
-        return {
-            "loss": self.loss_fn(batch["targets"], logits, weights)["summed"],
-            self.metric_name: (correct * weights).sum(),
-            "count": weights.sum(),
-        }
 
 
 class FashionMnistGeluJaxWorkload(FashionMnistGeluWorkload, FashionMnistJaxWorkload):

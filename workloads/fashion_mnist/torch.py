@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import torch
 from torch import nn
 
 from algoperf.frameworks.torch import TorchWorkload
-from algoperf.spec import Batch
 
 from .workload import FashionMnistGeluWorkload, FashionMnistWorkload
 
@@ -57,20 +53,6 @@ class SmallResNet(nn.Module):
 class FashionMnistTorchWorkload(FashionMnistWorkload, TorchWorkload):
     def build_model(self) -> nn.Module:
         return SmallResNet(tuple(self.options["channels"]), self.num_classes, self.activation)
-
-    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
-        return self.random_batches(train, batch_size, seed)
-
-    def eval_metrics(self, params: nn.Module, model_state: Any, split: dict[str, Any]) -> dict[str, float]:
-        params.eval()
-        loss_sum, correct, count = 0.0, 0, 0
-        with torch.inference_mode():
-            for batch in self.eval_batches(split):
-                logits = params(batch["inputs"])
-                loss_sum += float(self.loss_fn(batch["targets"], logits)["summed"])
-                correct += int((logits.argmax(-1) == batch["targets"]).sum())
-                count += len(batch["targets"])
-        return {"loss": loss_sum / count, self.metric_name: correct / count}
 
 
 class FashionMnistGeluTorchWorkload(FashionMnistGeluWorkload, FashionMnistTorchWorkload):

@@ -16,11 +16,13 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from algoperf.errors import AlgoperfError
-from algoperf.spec import DataSplits, LossType, Workload, WorkloadSize
+from algoperf.spec import Batch, LossType
+from algoperf.workload import DataSplits, Workload, WorkloadSize
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -136,6 +138,15 @@ class FashionMnistWorkload(Workload):
             validation=split(train_images[val_idx], train_labels[val_idx]),
             test=split(test_images, test_labels),
         )
+
+    def batch_sums(self, outputs: Any, batch: Batch) -> dict[str, Any]:
+        weights = batch["weights"]
+        correct = self.xp.asarray(outputs.argmax(-1) == batch["targets"], dtype=self.xp.float32)
+        return {
+            "loss": self.loss_fn(batch["targets"], outputs, weights)["summed"],
+            self.metric_name: (correct * weights).sum(),
+            "count": weights.sum(),
+        }
 
 
 class FashionMnistGeluWorkload(FashionMnistWorkload):

@@ -7,29 +7,24 @@ so every batch has static shapes; masks drop the padding.
 
 Module names mirror the torch model's (`layers.0.edge_encoder`, `head.2`), and modules are
 called in the order torch's __init__ creates them, so parameter names and order match its
-`named_parameters()`; initialisers reproduce torch's defaults. Train batches draw the same rows
-as torch (the shared numpy stream `batch_rows`) and gather them on the device.
+`named_parameters()`; initialisers reproduce torch's defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from algoperf.frameworks.jax import (
     TORCH_DEFAULT_KERNEL,
     JaxWorkload,
-    device,
-    to_compute_dtype,
     torch_default_bias,
     torch_layer_norm,
 )
-from algoperf.spec import Batch, ForwardPassMode
+from algoperf.spec import Batch
 
 from .workload import (
     EDGE_FEATURES,
@@ -38,7 +33,6 @@ from .workload import (
     NODE_FEATURES,
     Qm9MeanWorkload,
     Qm9Workload,
-    batch_rows,
 )
 
 
@@ -133,12 +127,6 @@ class GINE(nn.Module):
         return head(pooled).squeeze(-1)
 
 
-@jax.jit
-def _gather(train: dict[str, jax.Array], rows: jax.Array) -> Batch:
-    """The train rows `rows` of every array (one compile: rows always has the batch's shape)."""
-    return {k: jnp.take(v, rows, axis=0, mode="clip") for k, v in train.items()}
-
-
 class Qm9JaxWorkload(Qm9Workload, JaxWorkload):
     def build_model(self) -> nn.Module:
         dtype = jnp.bfloat16 if self.precision == "bfloat16" else jnp.float32
@@ -153,33 +141,6 @@ class Qm9JaxWorkload(Qm9Workload, JaxWorkload):
             "edge_features": jnp.zeros((1, MAX_EDGES, EDGE_FEATURES), jnp.uint8),
             "edge_mask": jnp.zeros((1, MAX_EDGES), bool),
         }
-
-    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
-        first = next(iter(train.values()))
-        dev = device()
-        for rows in batch_rows(len(first), batch_size, seed):
-            yield _gather(train, jax.device_put(rows.astype(np.int32), dev))
-
-    def model_fn(
-        self,
-        params: Any,
-        batch: Batch,
-        model_state: Any,
-        mode: ForwardPassMode,
-        rng: Any,
-        update_batch_norm: bool,
-    ) -> tuple[jax.Array, Any]:
-        # The model reads several arrays of the batch (nodes, edges, masks), not only "inputs";
-        # it has no dropout and no batch statistics, so mode and rng change nothing.
-        if self.precision == "bfloat16":
-            params, batch = to_compute_dtype(params), to_compute_dtype(batch)
-        return self.model.apply({"params": params}, batch).astype(jnp.float32), model_state
-
-    def eval_batch_sums(self, params: Any, model_state: Any, batch: Batch) -> dict[str, jax.Array]:
-        outputs, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
-        loss = self.loss_fn(batch["targets"], outputs, batch["weights"])["summed"]
-        # The loss is the MAE of the standardised target; the metric is the same MAE in eV.
-        return {"loss": loss, self.metric_name: loss * self.gap_std_ev, "count": batch["weights"].sum()}
 
 
 class Qm9MeanJaxWorkload(Qm9MeanWorkload, Qm9JaxWorkload):

@@ -8,15 +8,12 @@ so every batch has static shapes; masks drop the padding.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from algoperf.frameworks.torch import TorchWorkload
-from algoperf.spec import Batch, ForwardPassMode
+from algoperf.spec import Batch
 
 from .workload import (
     EDGE_FEATURES,
@@ -24,7 +21,6 @@ from .workload import (
     NODE_FEATURES,
     Qm9MeanWorkload,
     Qm9Workload,
-    batch_rows,
 )
 
 
@@ -90,40 +86,6 @@ class GINE(nn.Module):
 class Qm9TorchWorkload(Qm9Workload, TorchWorkload):
     def build_model(self) -> nn.Module:
         return GINE(int(self.options["hidden"]), int(self.options["num_layers"]), self.readout)
-
-    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
-        first = next(iter(train.values()))
-        for rows in batch_rows(len(first), batch_size, seed):
-            index = torch.from_numpy(rows).to(first.device)
-            yield {key: value.index_select(0, index) for key, value in train.items()}
-
-    def model_fn(
-        self,
-        params: nn.Module,
-        batch: Batch,
-        model_state: Any,
-        mode: ForwardPassMode,
-        rng: Any,
-        update_batch_norm: bool,
-    ) -> tuple[torch.Tensor, Any]:
-        # The model reads several arrays of the batch (nodes, edges, masks), not only "inputs".
-        params.train(mode is ForwardPassMode.TRAIN)
-        with self.autocast():
-            if mode is ForwardPassMode.EVAL:
-                with torch.inference_mode():
-                    return params(batch).float(), model_state
-            return params(batch).float(), model_state
-
-    def eval_metrics(self, params: nn.Module, model_state: Any, split: dict[str, Any]) -> dict[str, float]:
-        loss_sum, count = 0.0, 0.0
-        for batch in self.eval_batches(split):
-            outputs, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
-            loss = self.loss_fn(batch["targets"], outputs, batch["weights"])
-            loss_sum += float(loss["summed"])
-            count += float(loss["n_valid_examples"])
-        mean = loss_sum / count if count else float("nan")
-        # The loss is the MAE of the standardised target; the metric is the same MAE in eV.
-        return {"loss": mean, self.metric_name: mean * self.gap_std_ev}
 
 
 class Qm9MeanTorchWorkload(Qm9MeanWorkload, Qm9TorchWorkload):

@@ -5,32 +5,22 @@ out projections, then a GELU MLP; pre-norm LayerNorm, or post-norm in the varian
 (pre-norm only) -> untied linear head over the 84 characters.
 
 Module names mirror the torch model's (`blocks.0.attn.q`, `head`), so parameter names match its
-`named_parameters()`; the initialisation is torch.py's GPT-2 style one. Windows are drawn by the
-shared numpy stream (`window_starts`) and gathered on the device by one compiled function.
+`named_parameters()`; the initialisation is torch.py's GPT-2 style one.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
-from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from algoperf.frameworks.jax import JaxWorkload, torch_layer_norm
-from algoperf.spec import Batch, ForwardPassMode, ParamType
 
-from .workload import ShakespearePostNormWorkload, ShakespeareWorkload, window_starts
+from .workload import ShakespearePostNormWorkload, ShakespeareWorkload
 
-ATTENTION_TYPES = {
-    "q": ParamType.ATTENTION_Q,
-    "k": ParamType.ATTENTION_K,
-    "v": ParamType.ATTENTION_V,
-    "out": ParamType.ATTENTION_OUT,
-}
 ACTIVATIONS = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=True),  # torch's GELU(approximate="tanh")
     "relu": jax.nn.relu,
@@ -126,12 +116,6 @@ class CharTransformer(nn.Module):
         return dense(self.vocab_size, "head")(x)
 
 
-@functools.partial(jax.jit, static_argnames="context")
-def _gather_windows(flat_tokens: jax.Array, offsets: jax.Array, context: int) -> Batch:
-    windows = flat_tokens[offsets[:, None] + jnp.arange(context + 1)].astype(jnp.int32)
-    return {"inputs": windows[:, :-1], "targets": windows[:, 1:]}
-
-
 class ShakespeareJaxWorkload(ShakespeareWorkload, JaxWorkload):
     def build_model(self) -> nn.Module:
         o = self.options
@@ -165,27 +149,6 @@ class ShakespeareJaxWorkload(ShakespeareWorkload, JaxWorkload):
         reordered = iter(called[i] for i in sorted(in_block, key=key))
         slots = set(in_block)
         return [next(reordered) if i in slots else path for i, path in enumerate(called)]
-
-    def param_type_of(self, name: str, leaf_key: str, module: type[nn.Module]) -> ParamType:
-        parts = name.split(".")
-        if len(parts) >= 3 and parts[-3] == "attn" and parts[-2] in ATTENTION_TYPES:
-            return ATTENTION_TYPES[parts[-2]]
-        return super().param_type_of(name, leaf_key, module)
-
-    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
-        tokens = train["tokens"]
-        num_blocks, block_len = tokens.shape
-        context = int(self.options["context"])
-        flat = tokens.reshape(-1)
-        for starts in window_starts(num_blocks, block_len, context, batch_size, seed):
-            yield _gather_windows(flat, jnp.asarray(starts, jnp.int32), context)
-
-    def eval_batch_sums(self, params: Any, model_state: Any, batch: Batch) -> dict[str, jax.Array]:
-        logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
-        # Every position of a real window counts; padded windows (weight 0) count nothing.
-        mask = jnp.broadcast_to(batch["weights"][:, None], batch["targets"].shape)
-        summed = self.loss_fn(batch["targets"], logits, mask)["summed"]
-        return {"loss": summed, self.metric_name: summed, "count": mask.sum()}
 
 
 class ShakespearePostNormJaxWorkload(ShakespearePostNormWorkload, ShakespeareJaxWorkload):

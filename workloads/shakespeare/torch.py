@@ -8,25 +8,14 @@ out projections, then a GELU MLP; pre-norm LayerNorm, or post-norm in the varian
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from algoperf.frameworks.torch import TorchWorkload
-from algoperf.spec import Batch, ForwardPassMode, ParamType
 
-from .workload import ShakespearePostNormWorkload, ShakespeareWorkload, window_starts
-
-ATTENTION_TYPES = {
-    "q": ParamType.ATTENTION_Q,
-    "k": ParamType.ATTENTION_K,
-    "v": ParamType.ATTENTION_V,
-    "out": ParamType.ATTENTION_OUT,
-}
+from .workload import ShakespearePostNormWorkload, ShakespeareWorkload
 
 
 class CausalSelfAttention(nn.Module):
@@ -135,33 +124,6 @@ class ShakespeareTorchWorkload(ShakespeareWorkload, TorchWorkload):
             pre_norm=self.pre_norm,
             activation=self.activation,
         )
-
-    def param_type_of(self, name: str, param: nn.Parameter, module: nn.Module) -> ParamType:
-        parts = name.split(".")
-        if len(parts) >= 3 and parts[-3] == "attn" and parts[-2] in ATTENTION_TYPES:
-            return ATTENTION_TYPES[parts[-2]]
-        return super().param_type_of(name, param, module)
-
-    def train_batches(self, train: dict[str, Any], batch_size: int, seed: int) -> Iterator[Batch]:
-        tokens = train["tokens"]
-        num_blocks, block_len = tokens.shape
-        context = int(self.options["context"])
-        flat = tokens.reshape(-1)
-        span = torch.arange(context + 1, device=tokens.device)
-        for starts in window_starts(num_blocks, block_len, context, batch_size, seed):
-            offsets = torch.from_numpy(starts).to(tokens.device)
-            windows = flat[offsets[:, None] + span].long()
-            yield {"inputs": windows[:, :-1], "targets": windows[:, 1:]}
-
-    def eval_metrics(self, params: nn.Module, model_state: Any, split: dict[str, Any]) -> dict[str, float]:
-        loss_sum, count = 0.0, 0
-        for batch in self.eval_batches(split):
-            logits, _ = self.model_fn(params, batch, model_state, ForwardPassMode.EVAL, None, False)
-            loss = self.loss_fn(batch["targets"].long(), logits)
-            loss_sum += float(loss["summed"])
-            count += int(loss["n_valid_examples"])
-        mean = loss_sum / count if count else float(np.nan)
-        return {"loss": mean, self.metric_name: mean}
 
 
 class ShakespearePostNormTorchWorkload(ShakespearePostNormWorkload, ShakespeareTorchWorkload):

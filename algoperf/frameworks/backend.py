@@ -1,0 +1,157 @@
+"""The framework backend interface: what the runner, the supervisor, the worker and `check` ask
+of a framework. `algoperf.frameworks.load_backend("torch" | "jax")` returns one.
+
+A backend is the only place the harness imports torch or jax. Each one is a package whose
+files each do one thing (see docs/architecture.md, "Framework backends"):
+
+    runtime.py    threads, seeds, device sync, per-step rngs, scalar conversion, compile time
+    workload.py   the framework base of every workload (array namespace, gather, forward pass)
+    plugin.py     the optimizer-plugin adapter (`make_optimizer` -> the full submission API)
+    state.py      the model's state between the worker and the supervisor (shared memory)
+    schedules.py  learning-rate schedules submissions import
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from types import ModuleType
+from typing import Any
+
+from algoperf.spec import next_batch
+
+
+def default_threads() -> int:
+    """Threads a trial uses when neither the run nor the hardware profile says: $ALGOPERF_THREADS
+    or every core."""
+    return int(os.environ.get("ALGOPERF_THREADS", os.cpu_count() or 1))
+
+
+class Backend(abc.ABC):
+    """One framework, as the harness drives it."""
+
+    name: str  # "torch" | "jax"
+    workload_base: type  # the framework base every workload of this framework subclasses
+
+    def default_threads(self) -> int:
+        return default_threads()
+
+    # ---- the process ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def set_threads(self, num_threads: int) -> None:
+        """Give this process its share of the cores (before the first computation)."""
+
+    @abc.abstractmethod
+    def seed_everything(self, seed: int) -> None:
+        """Seed the framework's and numpy's global generators."""
+
+    @abc.abstractmethod
+    def sync(self, *trees: Any) -> None:
+        """Wait for queued device work before the clock is read."""
+
+    @abc.abstractmethod
+    def step_rng(self, seed: int, step: int) -> Any:
+        """The rng handed to a submission's call at `step` (-1: init)."""
+
+    @abc.abstractmethod
+    def to_float(self, value: Any) -> float:
+        """A device scalar as a Python float."""
+
+    @abc.abstractmethod
+    def is_finite(self, value: Any) -> bool:
+        """True when every element of `value` is finite."""
+
+    @abc.abstractmethod
+    def compile_time_s(self) -> float:
+        """Seconds spent compiling so far in this process (0 when nothing compiles)."""
+
+    # ---- submissions ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def plugin_to_full(self, module: ModuleType) -> dict[str, Any]:
+        """An optimizer plugin's `make_optimizer` as the full submission API's functions."""
+
+    # ---- the model's state between the worker and the supervisor (algoperf.ipc) ----------------
+    @abc.abstractmethod
+    def state_layout(self, params: Any, model_state: Any) -> list[tuple[str, str, tuple[int, ...], int]]:
+        """(name, dtype, shape, bytes) of every array the supervisor needs to evaluate the model."""
+
+    @abc.abstractmethod
+    def state_views(self, block: Any, layout: list) -> dict[str, Any]:
+        """Arrays over a shared block (no copy), one per layout entry."""
+
+    @abc.abstractmethod
+    def bind_state(self, params: Any, model_state: Any, views: dict[str, Any]) -> None:
+        """Worker: let the model's arrays live in the shared block where the framework allows."""
+
+    @abc.abstractmethod
+    def export_state(self, params: Any, model_state: Any, views: dict[str, Any]) -> None:
+        """Worker, at the end of a timed interval: make the shared block hold the model's state."""
+
+    @abc.abstractmethod
+    def import_state(self, params: Any, model_state: Any, views: dict[str, Any]) -> tuple[Any, Any]:
+        """Supervisor: the worker's state copied into the supervisor's own model."""
+
+
+class ModuleBackend(Backend):
+    """A backend assembled from a framework package's modules: `runtime` (the process
+    functions of the interface, by the same names) and `state` (the hand-over functions)."""
+
+    def __init__(
+        self, name: str, workload_base: type, runtime: ModuleType, state: ModuleType, plugin_to_full: Any
+    ):
+        self.name, self.workload_base = name, workload_base
+        self._runtime, self._state, self._plugin_to_full = runtime, state, plugin_to_full
+
+    def set_threads(self, num_threads: int) -> None:
+        self._runtime.set_threads(num_threads)
+
+    def seed_everything(self, seed: int) -> None:
+        self._runtime.seed_everything(seed)
+
+    def sync(self, *trees: Any) -> None:
+        self._runtime.sync(*trees)
+
+    def step_rng(self, seed: int, step: int) -> Any:
+        return self._runtime.step_rng(seed, step)
+
+    def to_float(self, value: Any) -> float:
+        return self._runtime.to_float(value)
+
+    def is_finite(self, value: Any) -> bool:
+        return self._runtime.is_finite(value)
+
+    def compile_time_s(self) -> float:
+        return self._runtime.compile_time_s()
+
+    def plugin_to_full(self, module: ModuleType) -> dict[str, Any]:
+        return self._plugin_to_full(module)
+
+    def state_layout(self, params: Any, model_state: Any) -> list[tuple[str, str, tuple[int, ...], int]]:
+        return self._state.state_layout(params, model_state)
+
+    def state_views(self, block: Any, layout: list) -> dict[str, Any]:
+        return self._state.state_views(block, layout)
+
+    def bind_state(self, params: Any, model_state: Any, views: dict[str, Any]) -> None:
+        self._state.bind_state(params, model_state, views)
+
+    def export_state(self, params: Any, model_state: Any, views: dict[str, Any]) -> None:
+        self._state.export_state(params, model_state, views)
+
+    def import_state(self, params: Any, model_state: Any, views: dict[str, Any]) -> tuple[Any, Any]:
+        return self._state.import_state(params, model_state, views)
+
+
+def full_api(module: ModuleType, init_optimizer_state: Any, update_params: Any) -> dict[str, Any]:
+    """The full submission API of a plugin, given the backend's two adapted functions: batches
+    come from the standard stream, and the plugin's optional `prepare_for_eval` and
+    `get_batch_size` are kept."""
+    functions = {
+        "init_optimizer_state": init_optimizer_state,
+        "update_params": update_params,
+        "data_selection": next_batch,
+        "prepare_for_eval": getattr(module, "prepare_for_eval", None),
+    }
+    if hasattr(module, "get_batch_size"):
+        functions["get_batch_size"] = module.get_batch_size
+    return functions
