@@ -219,7 +219,7 @@ def cmd_sweep(args: list[str]) -> int:
 def cmd_score(args: list[str]) -> int:
     from algoperf import scoring
     from algoperf.comparable import score_parts
-    from algoperf.report import load_for_scoring, render_report
+    from algoperf.report import load_for_scoring, print_summary, render_report
 
     parser = argparse.ArgumentParser(prog="algoperf score")
     parser.add_argument("results_dir")
@@ -290,10 +290,8 @@ def cmd_score(args: list[str]) -> int:
         written = render_report(part, scores, out_root / label if label else out_root)
         for path in written.values():
             print(path)
-        leaderboard_md = written.get("leaderboard_md")
-        if leaderboard_md:
-            print()
-            print(Path(leaderboard_md).read_text(encoding="utf-8"))
+        print()
+        print_summary(part, scores)
     return 0
 
 

@@ -112,3 +112,15 @@ def test_steps_measure_and_two_frameworks(tmp_path: Path) -> None:
 def test_empty_folder_names_the_folder(tmp_path: Path) -> None:
     with pytest.raises(AlgoperfError, match=f"no complete trials under {tmp_path}"):
         report.write_report(tmp_path)
+
+
+def test_names_are_escaped_in_the_html(tmp_path: Path) -> None:
+    for submission, time in (("<script>", 10.0), ("lion", 20.0)):
+        write_trial(tmp_path, make_record(submission, "w1", time))
+    written = report.write_report(tmp_path, tmp_path / "report", n_boot=20)
+    page = written["report_html"].read_text()
+    assert "<script>" not in page and not re.search(r"<script\b", page)
+    assert "<td>&lt;script&gt;</td>" in page  # in the leaderboard and in the progress table
+    assert page.count("&lt;script&gt;") >= 2
+    # markdown is not HTML: the name stays as it is there
+    assert "| 1 | <script> | torch |" in written["leaderboard_md"].read_text()
