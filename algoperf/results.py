@@ -20,7 +20,7 @@ import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from algoperf.errors import AlgoperfError
 from algoperf.record import SCHEMA_VERSION, STATUSES, TrialRecord, record_problems  # noqa: F401 (re-exported)
 from algoperf.sandbox import is_alive
 from algoperf.signing import MissingKey, body_signature_problem, json_safe, load_key, sign
+
+if TYPE_CHECKING:
+    from algoperf.schema import RunConfig
 
 # The record's fields and schema live with its type (algoperf.record); a record on disk must
 # carry every field of TrialRecord.
@@ -109,23 +112,29 @@ def is_running(directory: str | Path) -> bool:
     return not pid.isdigit() or is_alive(int(pid))
 
 
-def trial_dir(
-    root: str | Path,
-    sweep: str,
-    submission: str,
-    workload: str,
-    framework: str,
-    study: int,
-    trial: int,
-) -> Path:
-    return Path(root) / sweep / submission / workload / framework / f"study_{study}" / f"trial_{trial}"
+class TrialKey(NamedTuple):
+    """What names one trial, and the six folders its record sits in (TRIAL_KEYS)."""
+
+    sweep: str
+    submission: str
+    workload: str
+    framework: str
+    study: int
+    trial: int
 
 
-def trial_dir_for(cfg: Any, submission_name: str) -> Path:
-    """The trial folder of a run configuration (a TrialConfig or the sweep's Hydra config)."""
+def trial_dir(root: str | Path, key: TrialKey) -> Path:
+    """<root>/<sweep>/<submission>/<workload>/<framework>/study_<k>/trial_<j>."""
+    return Path(root, key.sweep, key.submission, key.workload, key.framework) / (
+        f"study_{key.study}/trial_{key.trial}"
+    )
+
+
+def trial_dir_for(cfg: RunConfig, submission_name: str) -> Path:
+    """The trial folder of a run configuration."""
     trial = cfg.trial if cfg.trial is not None else 0
     return trial_dir(
-        cfg.results_dir, cfg.sweep, submission_name, cfg.workload, cfg.framework, cfg.study, trial
+        cfg.results_dir, TrialKey(cfg.sweep, submission_name, cfg.workload, cfg.framework, cfg.study, trial)
     )
 
 
@@ -293,7 +302,7 @@ class Results:
     bad_signatures: list[str] = field(default_factory=list)
 
 
-TRIAL_KEYS = ("sweep", "submission", "workload", "framework", "study", "trial")
+TRIAL_KEYS = TrialKey._fields
 
 
 def _record_dirs(root: Path) -> list[str]:
@@ -655,24 +664,24 @@ def refuse_untrusted(loaded: Results) -> None:
 
 
 def write_failure_record(
-    directory: str | Path, cfg: Any, submission: str, error: str, status: str = "failed"
+    directory: str | Path, cfg: RunConfig, submission: str, error: str, status: str = "failed"
 ) -> Path:
     """Record a trial whose process died before writing its own record (crash, kill, OOM)."""
     from algoperf.hardware import fingerprint
     from algoperf.provenance import software_versions
 
     record = TrialRecord(
-        sweep=str(cfg.sweep),
-        workload=str(cfg.workload),
-        framework=str(cfg.framework),
+        sweep=cfg.sweep,
+        workload=cfg.workload,
+        framework=cfg.framework,
         submission=submission,
-        ruleset=str(cfg.ruleset.name),
-        hardware_profile=str(cfg.hardware.name),
-        study=int(cfg.study),
-        trial=int(cfg.trial or 0),
+        ruleset=cfg.ruleset.name,
+        hardware_profile=cfg.hardware.name,
+        study=cfg.study,
+        trial=cfg.trial or 0,
         status=status,
         hardware=fingerprint(),
-        software=software_versions(str(cfg.framework)),
+        software=software_versions(cfg.framework),
         error=error,
         **_settings_of(cfg),
     )
@@ -680,26 +689,17 @@ def write_failure_record(
     return write_record(directory, record.to_dict())
 
 
-def _settings_of(cfg: Any) -> dict[str, Any]:
-    """A failure record's settings, as far as the run configuration gives them (a composed
-    configuration holds the hardware profile, hence the budget and eval schedule too)."""
-    settings = {
-        "root_seed": getattr(cfg, "seed", None),
-        "max_steps": getattr(cfg, "max_steps", None),
-        "stop_at_target": bool(getattr(cfg, "stop_at_target", True)),
-    }
-    hardware = getattr(cfg, "hardware", None)
-    if not (hasattr(hardware, "get") and hardware.get("workloads")):
-        return settings
-    from algoperf.config import to_dict
+def _settings_of(cfg: RunConfig) -> dict[str, Any]:
+    """A failure record's settings: the run configuration's, and the budget and eval schedule
+    its hardware profile gives the workload."""
     from algoperf.hardware import workload_settings
-    from algoperf.rulesets import Ruleset
 
-    profile = workload_settings(to_dict(hardware), str(cfg.workload), str(cfg.framework))
-    every = getattr(cfg, "eval_every_steps", None)
-    budget = Ruleset.from_config(to_dict(cfg.ruleset)).budget_s(
-        profile.max_submission_time_s, getattr(cfg, "max_submission_time_s", None)
-    )
+    settings = {"root_seed": cfg.seed, "max_steps": cfg.max_steps, "stop_at_target": cfg.stop_at_target}
+    if cfg.workload not in cfg.hardware.workloads:
+        return settings
+    profile = workload_settings(cfg.hardware, cfg.workload, cfg.framework)
+    every = cfg.eval_every_steps
+    budget = cfg.ruleset.budget_s(profile.max_submission_time_s, cfg.max_submission_time_s)
     return {
         **settings,
         "max_submission_time_s": budget,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -294,13 +294,13 @@ def _score_group(
     trials: pd.DataFrame,
     studies: pd.DataFrame,
     meta: pd.DataFrame,
-    workload_names: list[str],
-    tau_max: float,
-    reference: str | None,
-    n_boot: int,
+    options: ScoreOptions,
     rng: np.random.Generator,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], pd.DataFrame, list[str]]:
-    """Score the competitors of one group: (leaderboard rows, workload rows, profiles, warnings)."""
+    """Score the competitors of one group: (leaderboard rows, workload rows, profiles, warnings).
+    `meta` has one row per workload scored (all of the results, not only this group's)."""
+    workload_names = list(meta.index)
+    tau_max, reference, n_boot = options.tau_max, options.reference, options.n_boot
     competitors = (
         trials[["competitor", "submission", "framework"]]
         .drop_duplicates()
@@ -405,17 +405,29 @@ def _score_group(
     return leaderboard_rows, workload_rows, profiles, found
 
 
-def score(
-    results: Results,
-    measure: str = "time",
-    tau_max: float = DEFAULT_TAU_MAX,
-    reference: str | None = DEFAULT_REFERENCE,
-    n_boot: int = DEFAULT_N_BOOT,
-    seed: int = 0,
-    trust_unsigned: bool = False,
-    skip_invalid: bool = False,
-    include_smoke: bool = False,
-) -> Scores:
+@dataclass(frozen=True)
+class ScoreOptions:
+    """How to score (see `score`). Checked when made: a bad value is a clear error."""
+
+    measure: str = "time"
+    tau_max: float = DEFAULT_TAU_MAX
+    reference: str | None = DEFAULT_REFERENCE
+    n_boot: int = DEFAULT_N_BOOT
+    seed: int = 0
+    trust_unsigned: bool = False
+    skip_invalid: bool = False
+    include_smoke: bool = False
+
+    def __post_init__(self) -> None:
+        if self.measure not in MEASURES:
+            raise AlgoperfError(f"unknown measure {self.measure!r}." + did_you_mean(self.measure, MEASURES))
+        if not self.tau_max > 1:
+            raise AlgoperfError(f"tau_max must be above 1 (got {self.tau_max}); the default is 4.")
+        if self.n_boot < 1:
+            raise AlgoperfError(f"n_boot must be at least 1 (got {self.n_boot}); the default is 1000.")
+
+
+def score(results: Results, options: ScoreOptions | None = None, **changes: Any) -> Scores:
     """Score every competitor in `results` (see the module docstring and docs/architecture.md).
 
     measure="time" scores each framework on its own (time on one machine differs per framework);
@@ -432,15 +444,11 @@ def score(
     `Scores.unverified` and the warnings. Doubts are returned in `Scores.warnings` and emitted
     as Python warnings.
     """
-    if measure not in MEASURES:
-        raise AlgoperfError(f"unknown measure {measure!r}." + did_you_mean(measure, MEASURES))
-    if not tau_max > 1:
-        raise AlgoperfError(f"tau_max must be above 1 (got {tau_max}); the default is 4.")
-    if n_boot < 1:
-        raise AlgoperfError(f"n_boot must be at least 1 (got {n_boot}); the default is 1000.")
+    options = replace(options or ScoreOptions(), **changes)
+    measure, trust_unsigned = options.measure, options.trust_unsigned
     if not trust_unsigned:
         refuse_untrusted(results)
-    if not skip_invalid:
+    if not options.skip_invalid:
         refuse_invalid(results)
     excluded = list(results.invalid)
     found: list[str] = []
@@ -460,7 +468,7 @@ def score(
     for column in ("sweep", "status", "path"):  # grouping keys: a missing value is "", not NaN
         trials[column] = trials[column].fillna("").astype(str)
     smoke = smoke_runs(trials)
-    if smoke.any() and not include_smoke:
+    if smoke.any() and not options.include_smoke:
         caps = sorted({int(v) for v in trials.loc[smoke, "max_steps"]})
         excluded.append(
             f"{int(smoke.sum())} smoke runs (trials capped by max_steps={', '.join(map(str, caps))}, "
@@ -479,9 +487,9 @@ def score(
     trials["value"] = _finite_or_inf(trials[MEASURES[measure]])
     studies = study_table(trials, measure)
     meta = _workload_meta(trials)
-    workload_names = sorted(trials["workload"].astype(str).unique())
+    workload_names = list(meta.index)
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(options.seed)
     leaderboard_rows: list[dict[str, Any]] = []
     workload_rows: list[dict[str, Any]] = []
     profile_frames: list[pd.DataFrame] = []
@@ -491,10 +499,7 @@ def score(
             group_trials,
             studies[studies["group"] == group],
             meta,
-            workload_names,
-            tau_max,
-            reference,
-            n_boot,
+            options,
             rng,
         )
         leaderboard_rows += board
@@ -523,8 +528,8 @@ def score(
         studies=studies,
         profiles=pd.concat(profile_frames, ignore_index=True),
         measure=measure,
-        tau_max=float(tau_max),
-        reference=reference,
+        tau_max=float(options.tau_max),
+        reference=options.reference,
         ruleset=str(trials["ruleset"].iloc[0]),
         hardware=dict(hardware) if isinstance(hardware, dict) else {},
         workload_names=workload_names,

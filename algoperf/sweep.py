@@ -193,7 +193,8 @@ def run_sweep_cli(args: list[str]) -> int:
         sweep["submissions"], sweep["workloads"], sweep["frameworks"], range(num_studies), range(num_trials)
     ):
         name = sources[submission].name
-        directory = store.trial_dir(results_dir, sweep_name, name, workload, framework, study, trial)
+        key = store.TrialKey(sweep_name, name, workload, framework, study, trial)
+        directory = store.trial_dir(results_dir, key)
         planned.append(
             PlannedTrial(
                 submission=name,

@@ -29,7 +29,7 @@ import pandas as pd
 
 from algoperf.config import compose, to_dict
 from algoperf.plugins import workload_class
-from algoperf.results import EVALS_NAME, trial_dir
+from algoperf.results import EVALS_NAME, TrialKey, trial_dir
 from algoperf.runner import TrialConfig, run_trial
 
 
@@ -119,15 +119,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             data_dir=args.data_dir,
         )
         record = run_trial(cfg, progress=False)
-        directory = trial_dir(
-            args.results_dir,
-            sweep,
-            record["submission"],
-            args.workload,
-            args.framework,
-            0,
-            record["trial"],
-        )
+        key = TrialKey(sweep, record["submission"], args.workload, args.framework, 0, record["trial"])
+        directory = trial_dir(args.results_dir, key)
         best = record["best_validation"]
         print(
             f"  {sweep:<28} seed {seed}  {record['status']:<16} best {best}  "

@@ -167,9 +167,8 @@ def generate(
                         }
                         for name in results.RECORD_FIELDS:
                             record.setdefault(name, None)
-                        directory = results.trial_dir(
-                            root, "bench", submission, workload, framework, study, trial
-                        )
+                        key = results.TrialKey("bench", submission, workload, framework, study, trial)
+                        directory = results.trial_dir(root, key)
                         directory.mkdir(parents=True)
                         # write_record fsyncs every file; a benchmark need not survive a crash.
                         evals = _evals_csv(rows)

@@ -29,7 +29,7 @@ import time
 import pandas as pd
 
 from algoperf.plugins import find_submission, workload_class
-from algoperf.results import EVALS_NAME, trial_dir
+from algoperf.results import EVALS_NAME, TrialKey, trial_dir
 from algoperf.runner import TrialConfig, run_trial
 from algoperf.spec import ForwardPassMode, Hyperparameters
 from algoperf.tuning import SearchSpace
@@ -139,7 +139,7 @@ def harness(
     )
     record = run_trial(cfg, progress=False)
     assert record["status"] in ("budget_exhausted", "reached"), record["error"]
-    directory = trial_dir(tmp, sweep, "adamw", workload_name, framework, 0, 0)
+    directory = trial_dir(tmp, TrialKey(sweep, "adamw", workload_name, framework, 0, 0))
     evals = pd.read_csv(directory / EVALS_NAME).set_index("step")["submission_time_s"]
     per_step = (evals.loc[warmup + steps] - evals.loc[warmup]) / steps
     return per_step, record["param_transfer_s"] / max(1, record["num_evals"])

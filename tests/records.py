@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from algoperf import results as results_store
-from algoperf.results import RECORD_FIELDS, EvalLog, trial_dir, write_record
+from algoperf.results import RECORD_FIELDS, EvalLog, TrialKey, trial_dir, write_record
 
 FINGERPRINT = "cpu-test-2core"
 
@@ -84,15 +84,7 @@ def make_record(
 
 def write_trial(root: Path, record: dict[str, Any]) -> Path:
     """Write a record and a 4-row evals.csv that ends at the record's best metric."""
-    directory = trial_dir(
-        root,
-        record["sweep"],
-        record["submission"],
-        record["workload"],
-        record["framework"],
-        record["study"],
-        record["trial"],
-    )
+    directory = trial_dir(root, TrialKey(*(record[k] for k in TrialKey._fields)))
     log = EvalLog(directory)
     end_time = record["submission_time_s"]
     end_step = record["global_steps"]

@@ -71,7 +71,7 @@ def test_known_answer(pristine: Path) -> None:
 
 
 def trial(root: Path, submission: str, workload: str, study: int, sweep: str = "sweep") -> Path:
-    return results.trial_dir(root, sweep, submission, workload, "torch", study, 0)
+    return results.trial_dir(root, results.TrialKey(sweep, submission, workload, "torch", study, 0))
 
 
 def rewrite(directory: Path, **changes: Any) -> Path:

@@ -27,10 +27,12 @@ def test_reaches_target_and_writes_complete_record(tmp_path, toy_profile):
     assert record["time_to_target_s"] == pytest.approx(record["submission_time_s"])
     assert set(results.RECORD_FIELDS) <= set(record)
     on_disk = results.read_record(
-        results.trial_dir(tmp_path, "default", "sgd", "toy", "torch", 0, 0) / "record.json"
+        results.trial_dir(tmp_path, results.TrialKey("default", "sgd", "toy", "torch", 0, 0)) / "record.json"
     )
     assert on_disk["status"] == "reached"
-    evals = pd.read_csv(results.trial_dir(tmp_path, "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
+    evals = pd.read_csv(
+        results.trial_dir(tmp_path, results.TrialKey("default", "sgd", "toy", "torch", 0, 0)) / "evals.csv"
+    )
     assert list(evals["step"]) == list(range(10, record["steps_to_target"] + 1, 10))
     assert evals["validation_metric"].iloc[-1] <= 0.05
 
@@ -50,11 +52,20 @@ def test_same_seed_same_result(tmp_path, toy_profile):
     a = run(tmp_path / "a", toy_profile)
     b = run(tmp_path / "b", toy_profile)
     assert a["steps_to_target"] == b["steps_to_target"]
-    ea = pd.read_csv(results.trial_dir(tmp_path / "a", "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
-    eb = pd.read_csv(results.trial_dir(tmp_path / "b", "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
+    ea = pd.read_csv(
+        results.trial_dir(tmp_path / "a", results.TrialKey("default", "sgd", "toy", "torch", 0, 0))
+        / "evals.csv"
+    )
+    eb = pd.read_csv(
+        results.trial_dir(tmp_path / "b", results.TrialKey("default", "sgd", "toy", "torch", 0, 0))
+        / "evals.csv"
+    )
     assert ea["validation_metric"].tolist() == eb["validation_metric"].tolist()
     run(tmp_path / "c", toy_profile, seed=1)
-    ec = pd.read_csv(results.trial_dir(tmp_path / "c", "default", "sgd", "toy", "torch", 0, 0) / "evals.csv")
+    ec = pd.read_csv(
+        results.trial_dir(tmp_path / "c", results.TrialKey("default", "sgd", "toy", "torch", 0, 0))
+        / "evals.csv"
+    )
     assert ec["validation_metric"].tolist() != ea["validation_metric"].tolist()
 
 
@@ -69,7 +80,9 @@ def test_exception_is_failed_with_traceback(tmp_path, toy_profile):
     assert record["status"] == "failed"
     assert "boom at step 3" in record["error"] and "Traceback" in record["error"]
     assert record["global_steps"] == 2
-    assert results.is_complete(results.trial_dir(tmp_path, "default", "raises", "toy", "torch", 0, 0))
+    assert results.is_complete(
+        results.trial_dir(tmp_path, results.TrialKey("default", "raises", "toy", "torch", 0, 0))
+    )
 
 
 def test_budget_exhausted_within_one_step(tmp_path, toy_profile):

@@ -26,8 +26,7 @@ def full_record(**overrides):
 
 def trial_folder(root, record):
     """Where the store files `record`."""
-    keys = ("sweep", "submission", "workload", "framework", "study", "trial")
-    return results.trial_dir(root, *(record[k] for k in keys))
+    return results.trial_dir(root, results.TrialKey(*(record[k] for k in results.TRIAL_KEYS)))
 
 
 def test_write_and_read_round_trip_with_infinities(tmp_path):

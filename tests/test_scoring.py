@@ -287,7 +287,7 @@ def test_bad_measure_refused(tmp_path: Path) -> None:
 
 def test_invalid_records_refused_or_left_out_and_listed(tmp_path: Path) -> None:
     build(tmp_path, {("adamw", "w1"): [1.0]})
-    damaged = results_store.trial_dir(tmp_path, "sweep", "lion", "w1", "torch", 0, 0)
+    damaged = results_store.trial_dir(tmp_path, results_store.TrialKey("sweep", "lion", "w1", "torch", 0, 0))
     damaged.mkdir(parents=True)
     (damaged / "record.json").write_text("{not json")
     results = results_store.load(tmp_path)

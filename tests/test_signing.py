@@ -184,7 +184,9 @@ def scoreable(root: Path) -> Path:
             record = make_record(submission, "w1", time, study=study)
             record["workload_sha256"] = None  # w1 is no real workload: nothing for --verify to compare
             write_trial(root, record)
-    return results.trial_dir(root, "sweep", "lion", "w1", "torch", 1, 0) / results.RECORD_NAME
+    return (
+        results.trial_dir(root, results.TrialKey("sweep", "lion", "w1", "torch", 1, 0)) / results.RECORD_NAME
+    )
 
 
 def edit_json(path: Path, change) -> None:

@@ -116,7 +116,7 @@ def test_results_files_are_out_of_the_workers_reach(tmp_path, capfd, monkeypatch
     root = tmp_path / "results"
     monkeypatch.setenv("ATTACK_RESULTS_ROOT", str(root))
     honest = trial(tmp_path, "sgd", sweep="s")
-    competitor = results.trial_dir(root, "s", "sgd", "toy", "torch", 0, 0) / "record.json"
+    competitor = results.trial_dir(root, results.TrialKey("s", "sgd", "toy", "torch", 0, 0)) / "record.json"
     before = competitor.read_bytes()
     attack = trial(tmp_path, "attack_files", sweep="s")
     out = capfd.readouterr().out
