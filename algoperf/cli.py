@@ -279,9 +279,9 @@ def cmd_score(args: list[str]) -> int:
     for label, part in parts:
         scores = scoring.score(
             part,
-            ns.measure,
-            ns.tau_max,
-            ns.reference,
+            measure=ns.measure,
+            tau_max=ns.tau_max,
+            reference=ns.reference,
             trust_unsigned=ns.trust_unsigned,
             skip_invalid=ns.skip_invalid,
             include_smoke=ns.include_smoke,
