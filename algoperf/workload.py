@@ -66,6 +66,14 @@ class ModuleKind(enum.Enum):
     OTHER = "other"  # dense layers and anything else
 
 
+def module_kind(module_type: type, kinds: tuple[tuple[Any, ModuleKind], ...]) -> ModuleKind:
+    """The kind of a layer class, from a framework's table of (layer classes, kind)."""
+    for classes, kind in kinds:
+        if issubclass(module_type, classes):
+            return kind
+    return ModuleKind.OTHER
+
+
 def num_rows(arrays: Mapping[str, Any]) -> int:
     """The length of the first axis of a split's arrays (they all share it)."""
     return int(next(iter(arrays.values())).shape[0])

@@ -21,16 +21,17 @@ evals (evaluation is untimed, so it does not enter the figure).
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import tempfile
 import time
 
 import pandas as pd
 
+from algoperf.frameworks import load_backend
 from algoperf.plugins import find_submission, workload_class
 from algoperf.results import EVALS_NAME, TrialKey, trial_dir
-from algoperf.runner import TrialConfig, run_trial
+from algoperf.runner import run_trial
+from algoperf.schema import HardwareConfig, RunConfig
 from algoperf.spec import ForwardPassMode, Hyperparameters
 from algoperf.tuning import SearchSpace
 
@@ -42,7 +43,9 @@ def adamw_defaults() -> Hyperparameters:
 def bare_torch(workload, steps: int, one_batch: bool, seed: int, warmup: int) -> float:
     import torch
 
-    from algoperf.frameworks.torch import sync, warmup_cosine
+    from algoperf.frameworks.torch import BACKEND, warmup_cosine
+
+    sync = BACKEND.sync
 
     hp = adamw_defaults()
     splits = workload.load_splits()
@@ -121,7 +124,7 @@ def harness(
     the supervisor's seconds per eval to copy the worker's parameters in (untimed)."""
     sweep = f"bench{repeat}"
     workload_settings = {"size": "small", "max_submission_time_s": 10**6, "eval_every_steps": warmup}
-    cfg = TrialConfig(
+    cfg = RunConfig(
         workload=workload_name,
         submission="adamw",
         framework=framework,
@@ -131,11 +134,9 @@ def harness(
         eval_every_steps=warmup,
         max_submission_time_s=10**6,
         stop_at_target=False,
-        hardware={
-            "name": "bench",
-            "common": {"eval_test": "final"},
-            "workloads": {workload_name: workload_settings},
-        },
+        hardware=HardwareConfig(
+            name="bench", common={"eval_test": "final"}, workloads={workload_name: workload_settings}
+        ),
     )
     record = run_trial(cfg, progress=False)
     assert record["status"] in ("budget_exhausted", "reached"), record["error"]
@@ -147,7 +148,7 @@ def harness(
 
 def state_megabytes(cls: type, framework: str) -> float:
     """Size of what crosses from worker to supervisor at each eval: parameters and model state."""
-    fw = importlib.import_module(f"algoperf.frameworks.{framework}")
+    fw = load_backend(framework)
     params, model_state = cls().init_model_fn(0)
     return sum(nbytes for *_, nbytes in fw.state_layout(params, model_state)) / 2**20
 
@@ -162,7 +163,7 @@ def main() -> None:
     args = parser.parse_args()
     lines = []
     for framework in args.frameworks:
-        fw = importlib.import_module(f"algoperf.frameworks.{framework}")
+        fw = load_backend(framework)
         fw.set_threads(fw.default_threads())
         bare_loop = bare_torch if framework == "torch" else bare_jax
         for name in args.workloads:

@@ -230,15 +230,14 @@ def train_losses(
     Trains a copy: `params` (a torch module or a JAX tree, whose buffers the step donates) is
     left as it was.
     """
-    if framework == "torch":
-        from algoperf.frameworks import torch as fw
+    from algoperf.frameworks import load_backend
 
+    fw = load_backend(framework)
+    if framework == "torch":
         params = copy.deepcopy(params)
     else:
         import jax
         import jax.numpy as jnp
-
-        from algoperf.frameworks import jax as fw
 
         params = jax.tree.map(jnp.copy, params)
     api = fw.plugin_to_full(plugin)

@@ -23,13 +23,22 @@ torch = pytest.importorskip("torch")
 import flax.linen as nn  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from algoperf.frameworks import jax as fw  # noqa: E402
-from algoperf.frameworks import torch as torch_fw  # noqa: E402
-from algoperf.frameworks.jax import JaxWorkload, flatten_params, unflatten_params  # noqa: E402
+from algoperf.frameworks import load_backend  # noqa: E402
+from algoperf.frameworks.jax import (  # noqa: E402
+    JaxWorkload,
+    compile_count,
+    flatten_params,
+    param_shapes,
+    unflatten_params,
+    warmup_cosine,
+)
+from algoperf.frameworks.torch import warmup_cosine as torch_warmup_cosine  # noqa: E402
 from algoperf.plugins import find_submission, load_submission  # noqa: E402
 from algoperf.spec import ForwardPassMode, Hyperparameters, LossType, ParamType  # noqa: E402
 from algoperf.tuning import SearchSpace  # noqa: E402
 from algoperf.workload import DataSplits, WorkloadSize  # noqa: E402
+
+fw = load_backend("jax")
 
 WARMUP_STEPS = 1  # the first step compiles; none after it may
 MEASURED_STEPS = 30
@@ -143,14 +152,14 @@ def adamw_run(toy):
         *args, params, toy.model_state, state, queue, hparams, 0, WARMUP_STEPS
     )
     initial_eval = workload.eval_metrics(params, model_state, toy.validation)
-    compiles_after_warmup = fw.compile_count()
+    compiles_after_warmup = compile_count()
     state, params, model_state, measured = run_steps(
         *args, params, model_state, state, queue, hparams, WARMUP_STEPS, MEASURED_STEPS
     )
     final_eval = workload.eval_metrics(params, model_state, toy.validation)
     return SimpleNamespace(
         losses=warm + measured,
-        compiles_during_measure=fw.compile_count() - compiles_after_warmup,
+        compiles_during_measure=compile_count() - compiles_after_warmup,
         initial_eval=initial_eval,
         final_eval=final_eval,
         params=params,
@@ -169,13 +178,13 @@ def test_warmup_cosine_matches_torch_at_every_step(warmup_steps, total_steps, fi
     peak_lr = 3e-3
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([parameter], lr=peak_lr)
-    scheduler = torch_fw.warmup_cosine(optimizer, warmup_steps, total_steps, final_lr_factor)
+    scheduler = torch_warmup_cosine(optimizer, warmup_steps, total_steps, final_lr_factor)
     torch_lrs = []
     for _ in range(total_steps + 11):  # the lr each optimizer step uses, 0..total+10
         torch_lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    schedule = fw.warmup_cosine(peak_lr, warmup_steps, total_steps, final_lr_factor)
+    schedule = warmup_cosine(peak_lr, warmup_steps, total_steps, final_lr_factor)
     jax_lrs = [float(schedule(step)) for step in range(total_steps + 11)]
     assert torch_lrs[0] == jax_lrs[0] == 0.0
     # optax computes in float32: agree to float32 rounding of the peak.
@@ -185,7 +194,7 @@ def test_warmup_cosine_matches_torch_at_every_step(warmup_steps, total_steps, fi
 
 def test_optax_applies_the_schedule_from_count_zero():
     """The first update uses schedule(0), as torch's LambdaLR does: step k uses factor(k)."""
-    tx = optax.sgd(fw.warmup_cosine(1.0, 4, 10))
+    tx = optax.sgd(warmup_cosine(1.0, 4, 10))
     params = {"w": jnp.zeros(())}
     state = tx.init(params)
     used = []
@@ -203,9 +212,9 @@ def test_no_recompilation_after_warmup_in_steps_or_eval(adamw_run):
 
 
 def test_compile_accounting_sees_a_new_compilation():
-    before_count, before_s = fw.compile_count(), fw.compile_time_s()
+    before_count, before_s = compile_count(), fw.compile_time_s()
     jax.jit(lambda x: jnp.sin(x) * 3.0 + 0.123)(np.ones((3, 7), np.float32)).block_until_ready()
-    assert fw.compile_count() == before_count + 1
+    assert compile_count() == before_count + 1
     assert fw.compile_time_s() > before_s
 
 
@@ -271,11 +280,11 @@ def test_step_rng_is_a_deterministic_key_and_cheap():
     assert (jax.random.key_data(fw.step_rng(11, 6)) != jax.random.key_data(key)).any()
     assert (jax.random.key_data(fw.step_rng(12, 5)) != jax.random.key_data(key)).any()
     fw.step_rng(11, -1)  # the runner's init call
-    before = fw.compile_count()
+    before = compile_count()
     for step in range(50):
         fw.step_rng(11, step)
         fw.step_rng(13, step)
-    assert fw.compile_count() == before
+    assert compile_count() == before
 
 
 def test_sync_waits_on_trees_with_non_array_leaves():
@@ -302,8 +311,8 @@ def test_set_threads_limits_xla_to_one_compute_thread():
     script = textwrap.dedent(
         """
         import os
-        from algoperf.frameworks import jax as fw
-        fw.set_threads(1)
+        from algoperf.frameworks import load_backend
+        load_backend("jax").set_threads(1)
         import jax, jax.numpy as jnp
 
         def ticks():
@@ -351,7 +360,7 @@ def test_param_names_types_and_order(toy):
     assert workload.param_types["hidden.weight"] is ParamType.WEIGHT
     assert workload.param_types["out.bias"] is ParamType.BIAS
     assert workload.param_shapes["hidden.weight"] == (8, 16)
-    assert fw.param_shapes(toy.params) == {n: tuple(s) for n, s in workload.param_shapes.items()}
+    assert param_shapes(toy.params) == {n: tuple(s) for n, s in workload.param_shapes.items()}
 
 
 def test_unflatten_inverts_flatten_and_gives_optax_masks(toy):
@@ -423,10 +432,11 @@ def test_loss_fn_masks_and_label_smoothing():
 @pytest.mark.slow
 def test_fashion_mnist_trial_runs_in_jax(tmp_path):
     from algoperf.config import compose
-    from algoperf.runner import TrialConfig, run_trial
+    from algoperf.runner import run_trial
+    from algoperf.schema import RunConfig
 
-    hardware = dict(compose(["workload=fashion_mnist", "submission=adamw"]).hardware)
-    cfg = TrialConfig(
+    hardware = compose(["workload=fashion_mnist", "submission=adamw"]).hardware
+    cfg = RunConfig(
         workload="fashion_mnist",
         submission="adamw",
         framework="jax",

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -142,10 +144,45 @@ class ModuleBackend(Backend):
         return self._state.import_state(params, model_state, views)
 
 
-def full_api(module: ModuleType, init_optimizer_state: Any, update_params: Any) -> dict[str, Any]:
-    """The full submission API of a plugin, given the backend's two adapted functions: batches
-    come from the standard stream, and the plugin's optional `prepare_for_eval` and
-    `get_batch_size` are kept."""
+@dataclass(frozen=True)
+class UpdateCall:
+    """One call of the AlgoPerf `update_params` as a plugin's standard step reads it."""
+
+    workload: Any
+    params: Any  # current_param_container
+    model_state: Any
+    hyperparameters: Any
+    batch: Any
+    optimizer_state: Any
+    rng: Any
+
+
+def full_api(
+    module: ModuleType, init_optimizer_state: Any, standard_step: Callable[[UpdateCall], tuple[Any, Any, Any]]
+) -> dict[str, Any]:
+    """The full submission API of a plugin, given the backend's `init_optimizer_state` and its
+    standard step (an UpdateCall -> (optimizer_state, params, model_state)): batches come from
+    the standard stream, and the plugin's optional `prepare_for_eval` and `get_batch_size`
+    are kept."""
+
+    def update_params(  # the AlgoPerf API's signature; the harness calls it by keyword
+        workload,
+        current_param_container,
+        current_params_types,
+        model_state,
+        hyperparameters,
+        batch,
+        loss_type,
+        optimizer_state,
+        eval_results,
+        global_step,
+        rng,
+    ):
+        call = UpdateCall(
+            workload, current_param_container, model_state, hyperparameters, batch, optimizer_state, rng
+        )
+        return standard_step(call)
+
     functions = {
         "init_optimizer_state": init_optimizer_state,
         "update_params": update_params,

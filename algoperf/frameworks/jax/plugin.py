@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from algoperf.frameworks.backend import full_api
+from algoperf.frameworks.backend import UpdateCall, full_api
 from algoperf.frameworks.jax.runtime import device
 from algoperf.spec import ForwardPassMode, hparam
 from algoperf.workload import Workload
@@ -76,28 +76,17 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
         )
         return {"opt_state": opt_state, "last_loss": None, "train_step": train_step}
 
-    def update_params(  # the AlgoPerf API's signature, called by keyword
-        workload,
-        current_param_container,
-        current_params_types,
-        model_state,
-        hyperparameters,
-        batch,
-        loss_type,
-        optimizer_state,
-        eval_results,
-        global_step,
-        rng,
-    ):
+    def standard_step(call: UpdateCall) -> tuple[Any, Any, Any]:
+        optimizer_state = call.optimizer_state
         params, opt_state, new_model_state, loss = optimizer_state["train_step"](
-            current_param_container,
+            call.params,
             optimizer_state["opt_state"],
-            model_state,
-            batch,
-            jax.random.key(0) if rng is None else rng,
+            call.model_state,
+            call.batch,
+            jax.random.key(0) if call.rng is None else call.rng,
         )
         optimizer_state["opt_state"] = opt_state
         optimizer_state["last_loss"] = loss
         return optimizer_state, params, new_model_state
 
-    return full_api(module, init_optimizer_state, update_params)
+    return full_api(module, init_optimizer_state, standard_step)

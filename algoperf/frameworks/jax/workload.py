@@ -18,19 +18,14 @@ import optax
 from algoperf.frameworks.jax.naming import TORCH_LEAF_NAMES, flatten_key, raw_paths
 from algoperf.frameworks.jax.runtime import device
 from algoperf.spec import Batch, ForwardPassMode
-from algoperf.workload import ModuleKind, Workload
+from algoperf.workload import ModuleKind, Workload, module_kind
 
-NORM_MODULES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm, nn.RMSNorm)
-
-
-def module_kind(module: type[nn.Module]) -> ModuleKind:
-    if issubclass(module, nn.Embed):
-        return ModuleKind.EMBEDDING
-    if issubclass(module, NORM_MODULES):
-        return ModuleKind.NORM
-    if issubclass(module, (nn.Conv, nn.ConvTranspose)):
-        return ModuleKind.CONV
-    return ModuleKind.OTHER
+# What kind of layer owns a parameter, for the typing rule in algoperf.workload.
+MODULE_KINDS = (
+    (nn.Embed, ModuleKind.EMBEDDING),
+    ((nn.LayerNorm, nn.GroupNorm, nn.BatchNorm, nn.RMSNorm), ModuleKind.NORM),
+    ((nn.Conv, nn.ConvTranspose), ModuleKind.CONV),
+)
 
 
 def to_compute_dtype(tree: Any, dtype: Any = jnp.bfloat16) -> Any:
@@ -131,7 +126,8 @@ class JaxWorkload(Workload):
         )
         shapes = {flatten_key(p): tuple(leaf.shape) for p, leaf in raw_paths(params)}
         self._param_types = {
-            flatten_key(p): self.param_type_of(flatten_key(p), module_kind(owners[p[:-1]])) for p in paths
+            flatten_key(p): self.param_type_of(flatten_key(p), module_kind(owners[p[:-1]], MODULE_KINDS))
+            for p in paths
         }
         self._param_shapes = {name: shapes[name] for name in self._param_types}
         return params, variables

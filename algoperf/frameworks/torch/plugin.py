@@ -7,8 +7,9 @@ from types import ModuleType
 from typing import Any
 
 import torch
+from torch import nn
 
-from algoperf.frameworks.backend import full_api
+from algoperf.frameworks.backend import UpdateCall, full_api
 from algoperf.spec import ForwardPassMode, hparam
 
 
@@ -31,27 +32,17 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
             )
         return {"optimizer": optimizer, "scheduler": scheduler, "last_loss": None}
 
-    def update_params(  # the AlgoPerf API's signature, called by keyword
-        workload,
-        current_param_container,
-        current_params_types,
-        model_state,
-        hyperparameters,
-        batch,
-        loss_type,
-        optimizer_state,
-        eval_results,
-        global_step,
-        rng,
-    ):
-        model = current_param_container
+    def standard_step(call: UpdateCall) -> tuple[Any, nn.Module, Any]:
+        model, optimizer_state, hyperparameters = call.params, call.optimizer_state, call.hyperparameters
         optimizer = optimizer_state["optimizer"]
         optimizer.zero_grad(set_to_none=True)
-        outputs, new_model_state = workload.model_fn(
-            model, batch, model_state, ForwardPassMode.TRAIN, rng, update_batch_norm=True
+        outputs, new_model_state = call.workload.model_fn(
+            model, call.batch, call.model_state, ForwardPassMode.TRAIN, call.rng, update_batch_norm=True
         )
         smoothing = hparam(hyperparameters, "label_smoothing", 0.0)
-        loss_dict = workload.loss_fn(batch["targets"], outputs, batch.get("weights"), smoothing)
+        loss_dict = call.workload.loss_fn(
+            call.batch["targets"], outputs, call.batch.get("weights"), smoothing
+        )
         loss = loss_dict["summed"] / loss_dict["n_valid_examples"]
         loss.backward()
         clip = hparam(hyperparameters, "grad_clip_norm", None)
@@ -63,4 +54,4 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
         optimizer_state["last_loss"] = loss.detach()
         return optimizer_state, model, new_model_state
 
-    return full_api(module, init_optimizer_state, update_params)
+    return full_api(module, init_optimizer_state, standard_step)

@@ -14,19 +14,14 @@ from torch import nn
 
 from algoperf.frameworks.torch.runtime import device
 from algoperf.spec import Batch, ForwardPassMode
-from algoperf.workload import ModuleKind, Workload
+from algoperf.workload import ModuleKind, Workload, module_kind
 
-NORM_MODULES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.RMSNorm)
-
-
-def module_kind(module: nn.Module) -> ModuleKind:
-    if isinstance(module, nn.Embedding):
-        return ModuleKind.EMBEDDING
-    if isinstance(module, NORM_MODULES):
-        return ModuleKind.NORM
-    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-        return ModuleKind.CONV
-    return ModuleKind.OTHER
+# What kind of layer owns a parameter, for the typing rule in algoperf.workload.
+MODULE_KINDS = (
+    (nn.Embedding, ModuleKind.EMBEDDING),
+    ((nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.RMSNorm), ModuleKind.NORM),
+    ((nn.Conv1d, nn.Conv2d), ModuleKind.CONV),
+)
 
 
 class TorchWorkload(Workload):
@@ -67,7 +62,7 @@ class TorchWorkload(Workload):
         types = {}
         for name, _ in model.named_parameters():
             owner = modules[name.rsplit(".", 1)[0]] if "." in name else model
-            types[name] = self.param_type_of(name, module_kind(owner))
+            types[name] = self.param_type_of(name, module_kind(type(owner), MODULE_KINDS))
         self._param_types = types
         self._param_shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
         return model, None
