@@ -55,7 +55,7 @@ def make_optimizer(params, hparams, workload):
 
 
 # Optional: choose the batch size per workload (otherwise `workload.default_batch_size`).
-# A bigger batch usually wants a bigger learning rate; see submissions/adaptive_batch_size/.
+# A bigger batch usually wants a bigger learning rate; see submissions/large_batch_adamw/.
 #
 # def get_batch_size(workload_name):
 #     return {"fashion_mnist": 256}.get(workload_name, 128)
