@@ -59,15 +59,16 @@ def check_submission(
 
 
 def _one_step(folder: Path, framework: str, workload: str) -> bool:
-    from algoperf.runner import TrialConfig, run_trial
+    from algoperf.runner import run_trial
+    from algoperf.schema import HardwareConfig, RunConfig
 
     # A profile of its own: the check must not depend on any hardware profile's workload list.
-    hardware = {
-        "name": "check",
-        "workloads": {workload: {"size": "small", "max_submission_time_s": 600, "eval_every_steps": 10**9}},
-    }
+    hardware = HardwareConfig(
+        name="check",
+        workloads={workload: {"size": "small", "max_submission_time_s": 600, "eval_every_steps": 10**9}},
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrialConfig(
+        cfg = RunConfig(
             workload=workload,
             submission=str(folder),
             framework=framework,

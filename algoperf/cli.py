@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from algoperf.errors import AlgoperfError
+
+if TYPE_CHECKING:
+    from algoperf.schema import RunConfig
 
 USAGE = """usage: algoperf COMMAND [...]
 
@@ -121,42 +124,14 @@ def cmd_check(args: list[str]) -> int:
     return 0 if check_submission(ns.submission, ns.framework, ns.workload, run_step=not ns.no_step) else 1
 
 
-def trial_config_from(cfg: Any):
-    """The TrialConfig of a composed run configuration (compose() has checked its settings).
-    Its hparams.NAME overrides are checked here against the submission's search space, before
+def check_hparams(cfg: RunConfig) -> None:
+    """Refuse hparams.NAME=VALUE overrides the submission's search space does not allow, before
     anything is written."""
-    from algoperf.config import to_dict
     from algoperf.plugins import find_submission
-    from algoperf.rulesets import Ruleset
-    from algoperf.runner import TrialConfig
     from algoperf.tuning import SearchSpace, check_overrides
 
-    c = to_dict(cfg)
-    space = SearchSpace.from_yaml(find_submission(str(c["submission"])).search_space_path)
-    check_overrides(space, dict(c["hparams"] or {}))
-    ruleset = c["ruleset"]
-    return TrialConfig(
-        workload=str(c["workload"]),
-        submission=str(c["submission"]),
-        framework=str(c["framework"]),
-        ruleset=ruleset["name"],
-        study=int(c["study"]),
-        trial=None if c["trial"] is None else int(c["trial"]),
-        seed=int(c["seed"]),
-        hardware=c["hardware"],
-        results_dir=str(c["results_dir"]),
-        sweep=str(c["sweep"]),
-        hparams=dict(c["hparams"] or {}),
-        self_tuning_budget_factor=Ruleset.from_config(ruleset).self_tuning_budget_factor,
-        max_submission_time_s=c["max_submission_time_s"],
-        eval_every_steps=c["eval_every_steps"],
-        max_steps=c["max_steps"],
-        stop_at_target=bool(c["stop_at_target"]),
-        step_hint=c["step_hint"],
-        data_dir=c["data_dir"],
-        threads=c["threads"],
-        overwrite=bool(c["overwrite"]),
-    )
+    space = SearchSpace.from_yaml(find_submission(cfg.submission).search_space_path)
+    check_overrides(space, cfg.hparams)
 
 
 def cmd_run(args: list[str]) -> int:
@@ -170,9 +145,9 @@ def cmd_run(args: list[str]) -> int:
     # Started by a sweep's job process: if that dies, stop the worker and record why.
     fail_trial_when_job_dies()
     cfg = compose(args)
-    trial_cfg = trial_config_from(cfg)
+    check_hparams(cfg)
     try:
-        record = run_trial(trial_cfg, progress=bool(cfg.progress), callbacks=make_callbacks(cfg))
+        record = run_trial(cfg, progress=cfg.progress, callbacks=make_callbacks(cfg))
     except TrialClaimed as e:
         print(f"trial {e} is running in another process; skipped.", file=sys.stderr)
         return EXIT_CLAIMED

@@ -1,25 +1,34 @@
-"""Hydra configuration: compose `conf/` with command-line overrides, and validate every key."""
+"""Hydra configuration: compose `conf/` with command-line overrides into the typed objects of
+algoperf.schema (`RunConfig` for a run, `SweepConfig` for a sweep's own settings).
+
+OmegaConf refuses an unknown key or a value of the wrong type while composing, and the schema's
+`__post_init__` checks ranges when `OmegaConf.to_object` builds the object. Either way the user
+reads one line per problem: the key, the value, what is wrong and the fix."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
+import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+)
 
 from algoperf.errors import AlgoperfError, did_you_mean
 from algoperf.plugins import REPO_ROOT
+from algoperf.schema import RunConfig, SweepConfig, fix_for, problem_line
 from algoperf.tuning import yaml_error_message
 
 CONF_DIR = REPO_ROOT / "conf"
 GROUPS = ("hardware", "ruleset", "logger")
-# Folders of the harness's own code: results must never be written into them.
-CODE_DIRS = ("algoperf", "conf", "workloads", "submissions", "tests")
-PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
 def extra_config_dirs() -> list[Path]:
@@ -45,29 +54,13 @@ def normalise_overrides(overrides: list[str]) -> list[str]:
     return out
 
 
-def check_keys(overrides: list[str], cfg_keys: list[str]) -> None:
-    """Reject unknown keys with the nearest valid names (before Hydra's own, terser error)."""
-    for item in overrides:
-        key = item.split("=", 1)[0].lstrip("+~")
-        top = key.split(".", 1)[0].split("/", 1)[0]
-        if top in ("hydra",):
-            continue
-        if top not in cfg_keys:
-            raise AlgoperfError(f"unknown setting {top!r}." + did_you_mean(top, cfg_keys))
-
-
 def group_options(group: str) -> list[str]:
     return sorted({p.stem for d in [CONF_DIR, *extra_config_dirs()] for p in (d / group).glob("*.yaml")})
 
 
-def compose(overrides: list[str], config_name: str = "config") -> DictConfig:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException, MissingConfigException
-
+def compose(overrides: list[str]) -> RunConfig:
+    """The run configuration of conf/config.yaml with these overrides, checked and typed."""
     overrides = normalise_overrides(overrides)
-    base = _load_conf(CONF_DIR / f"{config_name}.yaml")
-    check_keys(overrides, [k for k in base if k != "defaults"] + list(GROUPS))
     for item in overrides:
         key, value = item.split("=", 1)
         if key in GROUPS and value not in group_options(key):
@@ -75,177 +68,142 @@ def compose(overrides: list[str], config_name: str = "config") -> DictConfig:
                 f"unknown {key} {value!r}: add conf/{key}/{value}.yaml or pick one of the existing."
                 + did_you_mean(value, group_options(key))
             )
+    return typed(compose_node(overrides, "config", RunConfig), RunConfig)
+
+
+def compose_sweep(overrides: list[str]) -> SweepConfig:
+    """A sweep's own settings (the sweep_schema node with these overrides), checked and typed."""
+    return typed(compose_node(overrides, "sweep_schema", SweepConfig), SweepConfig)
+
+
+def compose_node(overrides: list[str], config_name: str, schema: type) -> DictConfig:
+    """Hydra's composition (the schema refuses unknown keys and wrong types), as a DictConfig."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException, MissingConfigException
+
+    strict_switches(overrides, schema)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name=config_name, overrides=overrides + searchpath_override())
-    except (HydraException, MissingConfigException) as e:
-        raise AlgoperfError(f"bad configuration: {e}") from None
+            return hydra_compose(config_name=config_name, overrides=overrides + searchpath_override())
+    except (HydraException, MissingConfigException, OmegaConfBaseException) as e:
+        raise config_error(e, schema) from None
     except yaml.YAMLError as e:  # OmegaConf refuses a duplicate key, with PyYAML's error
         raise AlgoperfError(yaml_error_message(e, "a config file")) from None
+
+
+def typed(cfg: DictConfig, schema: type) -> Any:
+    """The schema's object of a composed configuration (a Hydra job's too): OmegaConf builds it,
+    running each class's __post_init__ checks."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise AlgoperfError(
-            f"missing required setting(s): {', '.join(missing)}, e.g. "
-            "`algoperf run workload=fashion_mnist submission=adamw`."
+            f"missing required setting(s): {', '.join(missing)}, e.g. `{getattr(schema, 'EXAMPLE', '')}`."
         )
-    if config_name == "config":
-        check_settings(cfg)
-    return cfg
-
-
-def _load_conf(path: Path) -> DictConfig:
     try:
-        return OmegaConf.load(path)  # type: ignore[return-value]
-    except yaml.YAMLError as e:
-        raise AlgoperfError(yaml_error_message(e, path)) from None
+        unknown_keys(cfg)
+        return OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        raise config_error(e, schema) from None
 
 
-# ---- the run settings: every top-level scalar key of conf/config.yaml, checked at the door -------
+def unknown_keys(node: DictConfig, prefix: str = "") -> None:
+    """Refuse a key the schema does not declare: `+KEY=VALUE` adds one past OmegaConf's struct
+    flag, and OmegaConf.to_object would set it as a stray attribute."""
+    schema = OmegaConf.get_type(node)
+    declared = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    for key in node.keys():
+        if declared is not None and key not in declared:
+            raise UnknownSetting(f"{prefix}{key}", schema)
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            unknown_keys(child, f"{prefix}{key}.")
 
-PositiveInt = Annotated[int, Field(gt=0)]
-FIXES = {
-    "workload": "give a registry name (see `algoperf list`), e.g. workload=fashion_mnist",
-    "submission": "give a registry name or a submission folder, e.g. submission=adamw",
-    "framework": "give framework=torch or framework=jax",
-    "study": "give a non-negative integer, e.g. study=0",
-    "trial": "give a non-negative integer, e.g. trial=0, or trial=null for the search space's defaults",
-    "seed": "give a non-negative integer, e.g. seed=0",
-    "sweep": "give a plain folder name (letters, digits, '.', '_', '-'; no '/', not starting "
-    "with '.'), e.g. sweep=my_sweep",
-    "results_dir": "give a folder of its own for results (not /, your home folder, the repository "
-    "root or the harness's code), e.g. results_dir=results",
-    "data_dir": "give an existing folder, or data_dir=null",
-    "hparams": "set one hyperparameter with hparams.NAME=VALUE",
-    "max_submission_time_s": "give a finite positive number of seconds, e.g. max_submission_time_s=300, "
-    "or null for the hardware profile's budget",
-    "eval_every_steps": "give a positive integer, e.g. eval_every_steps=100, "
-    "or null for the hardware profile's schedule",
-    "max_steps": "give a positive integer, e.g. max_steps=100, or null for no cap",
-    "step_hint": "give a positive integer, e.g. step_hint=1000, or null for the workload's step hint",
-    "threads": "give a positive integer, e.g. threads=1, or null for the hardware profile's default",
-    "stop_at_target": "give stop_at_target=true or stop_at_target=false",
-    "overwrite": "give overwrite=true or overwrite=false",
-    "progress": "give progress=true or progress=false",
+
+# ---- OmegaConf's errors, worded like the schema's own -------------------------------------------
+
+
+def config_error(error: Exception, schema: type) -> AlgoperfError:
+    """One line for a composition error: the key, the value, what is wrong and the fix."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, OmegaConfBaseException):
+        cause = cause.__cause__ or cause.__context__  # Hydra raises some without `from`
+    if cause is None:  # Hydra's own (a bad override syntax, a missing config file)
+        return AlgoperfError(f"bad configuration: {' '.join(str(error).split())}")
+    # Hydra names the config file a key came from ("In 'hardware/cpu': ...").
+    source = str(error).split("'")[1] if str(error).startswith("In '") else None
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and not isinstance(
+        cause, MissingMandatoryValue
+    ):
+        owner = cause.object_type if dataclasses.is_dataclass(cause.object_type) else schema
+        return UnknownSetting(str(cause.full_key), owner, f"{source}.yaml" if source else "")
+    line = _explained(cause, schema)
+    return AlgoperfError(f"{source}.yaml: {line}" if source else line)
+
+
+def _explained(cause: OmegaConfBaseException, schema: type) -> str:
+    key = str(cause.full_key or getattr(cause, "key", "") or "")
+    owner = cause.object_type if dataclasses.is_dataclass(cause.object_type) else None
+    if isinstance(cause, MissingMandatoryValue):
+        return f"missing required setting {key}, e.g. `{getattr(schema, 'EXAMPLE', '')}`."
+    name = key.rsplit(".", 1)[-1]
+    value = getattr(cause, "value", None)
+    return problem_line(key, value, _what(cause.msg), fix_for(owner, name))
+
+
+class UnknownSetting(AlgoperfError):
+    """A key the schema does not declare, with the nearest declared ones."""
+
+    def __init__(self, key: str, owner: type, where: str = "", also: tuple[str, ...] = ()):
+        prefix = key.rpartition(".")[0]
+        self.key, self.owner, self.where = key, owner, where
+        self.valid = [f"{prefix}.{f.name}" if prefix else f.name for f in dataclasses.fields(owner)]
+        self.valid += also
+        super().__init__(
+            f"{where}: " * bool(where) + f"unknown setting {key!r}." + did_you_mean(key, self.valid)
+        )
+
+
+TYPE_PROBLEMS = {
+    "converted to Integer": "is not an integer",
+    "converted to Float": "is not a number",
+    "not a valid bool": "is not true or false",
+    "converted to String": "is not text",
+    "Cannot convert": "is not text",
+    "is not a ListConfig": "is not a list",
+    "is not a subclass of": "is not a mapping",
+    "Cannot assign": "is not a mapping",
+    "cannot be assigned None": "cannot be null",
+    "is not Optional": "cannot be null",
 }
 
 
-class RunSettings(BaseModel):
-    """The composed configuration's scalar settings. Strict: Hydra has already parsed each
-    value (`study=1` is an int, `study=1.5` a float, `overwrite=yes` a string), so nothing is
-    coerced and a wrong type is refused."""
-
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    workload: str
-    submission: str
-    framework: Literal["torch", "jax"] = "torch"
-    study: int = Field(default=0, ge=0)
-    trial: int | None = Field(default=None, ge=0)
-    seed: int = Field(default=0, ge=0)
-    sweep: str = "default"
-    results_dir: str = "results"
-    data_dir: str | None = None
-    hparams: dict[str, Any] = Field(default_factory=dict)
-    max_submission_time_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    eval_every_steps: PositiveInt | None = None
-    max_steps: PositiveInt | None = None
-    step_hint: PositiveInt | None = None
-    threads: PositiveInt | None = None
-    stop_at_target: bool = True
-    overwrite: bool = False
-    progress: bool = True
-
-    @field_validator("workload", "submission", "sweep", "results_dir", "data_dir", mode="before")
-    @classmethod
-    def _number_as_name(cls, value: Any) -> Any:
-        # Hydra parses `sweep=2024` as an int; as a name or a folder it is the text.
-        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-
-    @field_validator("workload", "sweep")
-    @classmethod
-    def _plain_name(cls, value: str) -> str:
-        # Both become folder names under results_dir: nothing that climbs out of it or hides.
-        if not PLAIN_NAME.fullmatch(value) or ".." in value:
-            raise ValueError("is not a plain name (it becomes a folder under results_dir)")
-        return value
-
-    @field_validator("submission")
-    @classmethod
-    def _not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("is empty")
-        return value
-
-    @field_validator("results_dir")
-    @classmethod
-    def _results_dir(cls, value: str) -> str:
-        return check_results_dir(value)
-
-    @field_validator("data_dir")
-    @classmethod
-    def _data_dir(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_dir():
-            raise ValueError("is not an existing folder")
-        return value
+def _what(message: str) -> str:
+    first = message.splitlines()[0] if message else "is not valid"
+    return next((what for fragment, what in TYPE_PROBLEMS.items() if fragment in first), first)
 
 
-def check_results_dir(value: str) -> str:
-    """results_dir may be any folder but one whose trial folders would land somewhere harmful:
-    an existing file, /, the home folder itself, the repository root or the harness's code."""
-    if not value.strip():
-        raise ValueError("is empty")
-    if value.startswith("~"):
-        raise ValueError("starts with '~', which is not expanded here (give the full path)")
-    path = Path(value).resolve()
-    if path.is_file():
-        raise ValueError("is an existing file, not a folder")
-    if path == Path(path.anchor):
-        raise ValueError("is the filesystem root")
-    if path == Path.home().resolve():
-        raise ValueError("is your home folder itself")
-    if path == REPO_ROOT:
-        raise ValueError("is the repository root itself")
-    for name in CODE_DIRS:
-        code = REPO_ROOT / name
-        if path == code or code in path.parents:
-            raise ValueError(f"is inside the harness's code ({name}/)")
-    return value
+def strict_switches(overrides: list[str], schema: type) -> None:
+    """A true/false setting takes true or false: OmegaConf would read `yes`, `on` or `2` as true."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def settings_problems(error: ValidationError) -> list[str]:
-    """One line per problem of a ValidationError: the key, the value given, what is wrong and
-    the fix."""
-    lines = []
-    for problem in error.errors():
-        key = str(problem["loc"][0]) if problem["loc"] else "?"
-        value = _shown(problem.get("input"))
-        if problem["type"] == "value_error":
-            what = str(problem.get("ctx", {}).get("error", problem["msg"]))
-        else:
-            what = problem["msg"][0].lower() + problem["msg"][1:]
-        lines.append(f"{key}={value}: {what}; {FIXES.get(key, 'see conf/config.yaml')}.")
-    return list(dict.fromkeys(lines))
-
-
-def check_settings(cfg: DictConfig | dict[str, Any]) -> RunSettings:
-    """Validate the composed configuration's top-level settings; AlgoperfError, one line per
-    problem, before anything is written."""
-    values = {k: v for k, v in to_dict(cfg).items() if k in RunSettings.model_fields}
     try:
-        return RunSettings(**values)
-    except ValidationError as e:
-        raise AlgoperfError("\n".join(settings_problems(e))) from None
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # a syntax error: Hydra says so while composing
+        return
+    for override in parsed:
+        key = override.key_or_group
+        if _field_type(schema, key) is bool and not isinstance(override.value(), bool):
+            value = override.value()
+            raise AlgoperfError(
+                problem_line(key, value, "is not true or false", f"give {key}=true or {key}=false")
+            )
 
 
-def to_dict(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return dict(cfg)
+def _field_type(schema: Any, key: str) -> Any:
+    """The declared type of a dotted key of the schema (None where the schema does not say)."""
+    for name in key.split("."):
+        if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
+            return None
+        schema = typing.get_type_hints(schema).get(name)
+    return schema

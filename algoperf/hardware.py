@@ -13,9 +13,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from algoperf.errors import AlgoperfError, did_you_mean
+
+if TYPE_CHECKING:
+    from algoperf.schema import HardwareConfig
 
 
 @lru_cache(maxsize=1)
@@ -75,17 +78,17 @@ class WorkloadSettings:
     eval_test: str  # "every" eval or only the "final" one
 
 
-def workload_settings(profile: dict[str, Any], workload: str, framework: str) -> WorkloadSettings:
+def workload_settings(profile: HardwareConfig, workload: str, framework: str) -> WorkloadSettings:
     """Merge the profile's defaults, the workload's entry and its per-framework override."""
-    name = profile.get("name", "?")
-    entries = profile.get("workloads") or {}
+    name = profile.name
+    entries = profile.workloads
     if workload not in entries:
         raise AlgoperfError(
             f"hardware profile {name!r} has no settings for workload {workload!r}: add it under "
             f"`workloads:` in conf/hardware/{name}.yaml (size, max_submission_time_s, eval schedule)."
             + did_you_mean(workload, entries)
         )
-    merged = {**(profile.get("common") or {}), **entries[workload]}
+    merged = {**profile.common, **entries[workload]}
     merged.update((merged.pop("frameworks", None) or {}).get(framework) or {})
     try:
         settings = WorkloadSettings(

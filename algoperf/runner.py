@@ -20,9 +20,9 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from algoperf import results as store
 from algoperf.errors import AlgoperfError
@@ -39,43 +39,17 @@ from algoperf.plugins import (
 )
 from algoperf.provenance import software_versions
 from algoperf.record import TrialRecord, now_iso
-from algoperf.rulesets import Ruleset
 from algoperf.signing import key_path
 from algoperf.supervisor import Supervisor, TrialPlan, plan_confinement, release_confinement
 from algoperf.tuning import SearchSpace, derive_seed, trial_hparams
 from algoperf.watchdog import JobProcessDied
 
-
-@dataclass
-class TrialConfig:
-    workload: str
-    submission: str  # registered name or path
-    framework: str = "torch"
-    ruleset: str = "external"
-    study: int = 0
-    trial: int | None = None  # None: the search space's defaults
-    seed: int = 0  # the sweep's root seed
-    hardware: dict[str, Any] = field(default_factory=dict)  # a loaded hardware profile
-    results_dir: str = "results"
-    sweep: str = "default"
-    hparams: dict[str, Any] = field(default_factory=dict)  # overrides of single values
-    self_tuning_budget_factor: float = 1.5
-    max_submission_time_s: float | None = None  # overrides the profile's budget
-    eval_every_steps: int | None = None  # overrides the profile's eval schedule
-    max_steps: int | None = None  # hard step cap (tests); reaching it ends as budget_exhausted
-    stop_at_target: bool = True  # False: train on to the budget/max_steps (target setting)
-    step_hint: int | None = None  # overrides the size's step hint (target setting)
-    data_dir: str | None = None
-    threads: int | None = None
-    overwrite: bool = False
-
-    @property
-    def rules(self) -> Ruleset:
-        return Ruleset(self.ruleset, self_tuning_budget_factor=self.self_tuning_budget_factor)
+if TYPE_CHECKING:
+    from algoperf.schema import RunConfig
 
 
 def run_trial(
-    cfg: TrialConfig,
+    cfg: RunConfig,
     progress: bool = True,
     callbacks: list[Callable[[str, dict[str, Any]], None]] | None = None,
 ) -> dict[str, Any]:
@@ -109,7 +83,7 @@ class Resolved:
     settings: WorkloadSettings
 
     @classmethod
-    def of(cls, cfg: TrialConfig) -> Resolved:
+    def of(cls, cfg: RunConfig) -> Resolved:
         source = find_submission(cfg.submission)
         workload = workload_class(cfg.workload, cfg.framework)
         return cls(source, workload, workload_settings(cfg.hardware, cfg.workload, cfg.framework))
@@ -118,7 +92,7 @@ class Resolved:
 # ---- a complete trial asked for again -------------------------------------------------------------
 
 
-def recorded_as_requested(cfg: TrialConfig, resolved: Resolved, directory: Path) -> dict[str, Any]:
+def recorded_as_requested(cfg: RunConfig, resolved: Resolved, directory: Path) -> dict[str, Any]:
     """The record of a complete trial, if it was run with the settings asked for now: returning
     a record of other settings would pass it off as the requested run."""
     record = store.read_record(directory / store.RECORD_NAME)
@@ -200,12 +174,12 @@ def _run_claimed(cfg, resolved, directory, emit, progress) -> dict[str, Any]:
     return store.read_record(directory / store.RECORD_NAME)
 
 
-def run_settings(cfg: TrialConfig, resolved: Resolved) -> dict[str, Any]:
+def run_settings(cfg: RunConfig, resolved: Resolved) -> dict[str, Any]:
     """The record fields a trial's settings fix (a re-run asking for others is refused)."""
     settings = resolved.settings
     return {
         "root_seed": cfg.seed,
-        "max_submission_time_s": cfg.rules.budget_s(
+        "max_submission_time_s": cfg.ruleset.budget_s(
             settings.max_submission_time_s, cfg.max_submission_time_s
         ),
         "eval_every_steps": cfg.eval_every_steps or settings.eval_every_steps,
@@ -215,7 +189,7 @@ def run_settings(cfg: TrialConfig, resolved: Resolved) -> dict[str, Any]:
     }
 
 
-def new_record(cfg: TrialConfig, resolved: Resolved) -> TrialRecord:
+def new_record(cfg: RunConfig, resolved: Resolved) -> TrialRecord:
     """The record as it stands before the trial runs: identity, settings, provenance."""
     source, cls, settings = resolved.source, resolved.cls, resolved.settings
     return TrialRecord(
@@ -226,8 +200,8 @@ def new_record(cfg: TrialConfig, resolved: Resolved) -> TrialRecord:
         submission=source.name,
         submission_folder=str(source.folder.resolve()),
         workload_sha256=workload_source_sha256(cfg.workload),
-        ruleset=cfg.ruleset,
-        hardware_profile=cfg.hardware.get("name"),
+        ruleset=cfg.ruleset.name,
+        hardware_profile=cfg.hardware.name,
         size=settings.size,
         study=cfg.study,
         trial=cfg.trial if cfg.trial is not None else 0,
@@ -242,12 +216,12 @@ def new_record(cfg: TrialConfig, resolved: Resolved) -> TrialRecord:
     )
 
 
-def plan_trial(cfg: TrialConfig, resolved: Resolved, record: TrialRecord) -> TrialPlan:
+def plan_trial(cfg: RunConfig, resolved: Resolved, record: TrialRecord) -> TrialPlan:
     """Hyperparameters, seeds, threads, the ledger and the worker's confinement of one trial."""
     source, cls, settings = resolved.source, resolved.cls, resolved.settings
     record.hparams = _hparams_of(cfg, resolved)
     fw = load_backend(cfg.framework)
-    threads = int(cfg.threads or cfg.hardware.get("threads_per_trial") or fw.default_threads())
+    threads = int(cfg.threads or cfg.hardware.threads_per_trial or fw.default_threads())
     record.threads = threads
     fw.set_threads(threads)  # the supervisor evaluates with the same share of the cores
     fw.seed_everything(record.seed)
@@ -293,9 +267,9 @@ def plan_trial(cfg: TrialConfig, resolved: Resolved, record: TrialRecord) -> Tri
     )
 
 
-def _hparams_of(cfg: TrialConfig, resolved: Resolved) -> dict[str, Any]:
+def _hparams_of(cfg: RunConfig, resolved: Resolved) -> dict[str, Any]:
     space = SearchSpace.from_yaml(resolved.source.search_space_path)
-    return trial_hparams(space, cfg.ruleset, cfg.seed, cfg.study, cfg.trial, cfg.hparams)
+    return trial_hparams(space, cfg.ruleset.name, cfg.seed, cfg.study, cfg.trial, cfg.hparams)
 
 
 # ---- overwriting a complete trial -----------------------------------------------------------------
@@ -319,7 +293,7 @@ def _overwrite(cfg, resolved, directory: Path, emit, progress) -> dict[str, Any]
     return store.read_record(directory / store.RECORD_NAME)
 
 
-def hidden_from_worker(cfg: TrialConfig, cls: type) -> list[Path]:
+def hidden_from_worker(cfg: RunConfig, cls: type) -> list[Path]:
     """What the worker must not read: every results tree we know of, the record-signing key, and
     the workload's data (it receives the training split from the supervisor)."""
     hidden = [Path(cfg.results_dir), REPO_ROOT / "results", key_path()]

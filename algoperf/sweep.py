@@ -14,7 +14,7 @@ the settings the sweep was started with (`sweep.json`), so one sweep never mixes
 from __future__ import annotations
 
 import concurrent.futures
-import copy
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -24,16 +24,24 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from algoperf import results as store
-from algoperf.config import CONF_DIR, check_keys, compose, normalise_overrides, searchpath_override, to_dict
+from algoperf.config import (
+    CONF_DIR,
+    UnknownSetting,
+    compose,
+    compose_sweep,
+    normalise_overrides,
+    searchpath_override,
+    typed,
+)
 from algoperf.errors import AlgoperfError
 from algoperf.hardware import workload_settings
 from algoperf.plugins import find_submission, list_workloads, workload_class
-from algoperf.rulesets import Ruleset
+from algoperf.schema import Ruleset, RunConfig, SweepConfig
 from algoperf.tuning import check_sweep_overrides
 from algoperf.watchdog import (
     SWEEP_JOB_ENV,
@@ -45,7 +53,11 @@ from algoperf.watchdog import (
     sweep_job_process,
 )
 
-SWEEP_KEYS = ("workloads", "submissions", "frameworks", "num_studies", "num_trials", "n_jobs", "new_sweep")
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+SWEEP_KEYS = tuple(f.name for f in dataclasses.fields(SweepConfig))  # the sweep's own settings
+LIST_KEYS = ("workloads", "submissions", "frameworks")
 EXIT_CLAIMED = 3  # the child found the trial held by another live sweep
 SETTINGS_NAME = "sweep.json"
 # A trial interrupted this often by dying launcher workers gets a failure record instead of
@@ -56,37 +68,18 @@ MAX_INTERRUPTIONS = 2
 STRAGGLER_WAIT_S = 30.0
 
 
-def _parse_list(value: str) -> list[str]:
-    value = value.strip()
-    if value.startswith("[") and value.endswith("]"):
-        value = value[1:-1]
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def _parse_bool(key: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered not in ("true", "false"):
-        raise AlgoperfError(f"{key}={value!r} is not a yes/no value; give {key}=true or {key}=false.")
-    return lowered == "true"
-
-
-def plan(args: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """Split sweep arguments into the sweep's own keys and overrides passed to every trial.
-
-    The sweep's own keys are checked here (counts are positive integers, frameworks torch or
-    jax); the trial keys are checked when they are composed, before anything is launched."""
-    sweep: dict[str, Any] = {}
+def plan(args: list[str]) -> tuple[SweepConfig, list[str]]:
+    """Split sweep arguments into the sweep's own settings (a SweepConfig, checked by its schema)
+    and the overrides passed to every trial (checked when they are composed, before anything is
+    launched)."""
+    own: list[str] = []
     passthrough: list[str] = []
     for item in args:
         key, _, value = item.partition("=")
-        if key == "new_sweep":
-            sweep[key] = _parse_bool(key, value)
-        elif key in SWEEP_KEYS:
-            sweep[key] = (
-                _parse_list(value)
-                if key in ("workloads", "submissions", "frameworks")
-                else _positive_int(key, value)
-            )
+        if key in SWEEP_KEYS:
+            # `workloads=toy` and `workloads=a,b` mean the lists Hydra writes with brackets.
+            listed = key in LIST_KEYS and not value.strip().startswith("[")
+            own.append(f"{key}=[{value}]" if listed else item)
         elif key in ("workload", "submission", "framework", "study", "trial"):
             raise AlgoperfError(
                 f"`{key}=` is chosen per trial by the sweep; use `{key}s=[...]`"
@@ -97,32 +90,17 @@ def plan(args: list[str]) -> tuple[dict[str, Any], list[str]]:
             if key.lstrip("+") == "hydra.launcher.n_jobs":
                 _positive_int(key.lstrip("+"), value)
             passthrough.append(item)
-    for key in ("workloads", "submissions"):
-        if not sweep.get(key):
-            raise AlgoperfError(
-                f"a sweep needs {key}=[...], e.g. "
-                "`algoperf sweep workloads=[fashion_mnist] submissions=[adamw,nadamw]`."
-            )
-    sweep.setdefault("frameworks", ["torch"])
-    bad = [fw for fw in sweep["frameworks"] if fw not in ("torch", "jax")]
-    if bad or not sweep["frameworks"]:
-        raise AlgoperfError(
-            f"frameworks=[{','.join(sweep['frameworks'])}]: "
-            + (f"unknown framework {bad[0]!r}; " if bad else "empty; ")
-            + "give frameworks=[torch], [jax] or [torch,jax]."
-        )
-    return sweep, passthrough
+    return compose_sweep(own), passthrough
 
 
 def _positive_int(key: str, value: str) -> int:
-    """A sweep count (num_studies, num_trials, n_jobs) as given on the command line."""
+    """The launcher's n_jobs as given on the command line (a key of Hydra's launcher config)."""
     try:
         number = int(value.strip())
     except ValueError:
         number = 0
     if number < 1 or not value.strip().lstrip("+").isdigit():
-        example = {"num_studies": 3, "num_trials": 5}.get(key, 2)
-        raise AlgoperfError(f"{key}={value!r}: give a positive integer, e.g. {key}={example}.")
+        raise AlgoperfError(f"{key}={value!r}: is not a positive integer; give one, e.g. {key}=2.")
     return number
 
 
@@ -131,28 +109,31 @@ def run_sweep_cli(args: list[str]) -> int:
     launcher_overrides = [a for a in passthrough if a.startswith(("hydra/", "hydra.", "+hydra"))]
     trial_overrides = [a for a in passthrough if a not in launcher_overrides]
     trial_overrides = normalise_overrides(trial_overrides)
-    check_keys(trial_overrides, _config_keys())
-    first = [f"workload={sweep['workloads'][0]}", f"submission={sweep['submissions'][0]}"]
-    cfg = compose(first + trial_overrides)  # validates every override before any work
-    rules = Ruleset.from_config(to_dict(cfg.ruleset))
-    num_studies = sweep.get("num_studies", rules.num_studies)
-    num_trials = 1 if rules.self_tuning else sweep.get("num_trials", rules.num_trials)
+    first = [f"workload={sweep.workloads[0]}", f"submission={sweep.submissions[0]}"]
+    try:
+        cfg = compose(first + trial_overrides)  # validates every override before any work
+    except UnknownSetting as e:  # a sweep takes the sweep's own keys too
+        if "." in e.key or e.where:
+            raise
+        raise UnknownSetting(e.key, e.owner, also=SWEEP_KEYS) from None
+    num_studies = sweep.num_studies or cfg.ruleset.num_studies
+    num_trials = 1 if cfg.ruleset.self_tuning else sweep.num_trials or cfg.ruleset.num_trials
 
     # Validate every name before launching anything, so a typo costs nothing.
     registry = list_workloads()
-    for workload in sweep["workloads"]:
-        for framework in sweep["frameworks"]:
+    for workload in sweep.workloads:
+        for framework in sweep.frameworks:
             workload_class(workload, framework)
-            if workload not in (cfg.hardware.workloads or {}):
+            if workload not in cfg.hardware.workloads:
                 raise AlgoperfError(
                     f"hardware profile {cfg.hardware.name!r} has no settings for {workload!r}; "
                     f"add it to conf/hardware/{cfg.hardware.name}.yaml."
                 )
     del registry
-    sources = {name: find_submission(name) for name in sweep["submissions"]}
+    sources = {name: find_submission(name) for name in sweep.submissions}
     check_sweep_overrides(sources, cfg.hparams)  # every submission's search space
     for name, source in sources.items():
-        missing = [fw for fw in sweep["frameworks"] if fw not in source.frameworks]
+        missing = [fw for fw in sweep.frameworks if fw not in source.frameworks]
         if missing:
             raise AlgoperfError(
                 f"submission {name!r} has no {', '.join(missing)} implementation; "
@@ -162,9 +143,9 @@ def run_sweep_cli(args: list[str]) -> int:
     # The hardware profile fixes each trial's threads (budgets were measured with them); by
     # default the sweep runs as many trials side by side as the cores allow.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = cfg.threads or cfg.hardware.get("threads_per_trial")
+    threads = cfg.threads or cfg.hardware.threads_per_trial
     n_jobs = (
-        sweep.get("n_jobs")
+        sweep.n_jobs
         or _launcher_jobs(launcher_overrides)
         or (max(1, cores // int(threads)) if threads else 1)
     )
@@ -179,18 +160,18 @@ def run_sweep_cli(args: list[str]) -> int:
     ):
         launcher_overrides.append(f"hydra.launcher.n_jobs={n_jobs}")
 
-    results_dir = Path(str(cfg.results_dir))
-    sweep_name = str(cfg.sweep)
-    if sweep.get("new_sweep"):
+    results_dir = Path(cfg.results_dir)
+    sweep_name = cfg.sweep
+    if sweep.new_sweep:
         sweep_name = _fresh_sweep_name(results_dir, sweep_name)
         cfg.sweep = sweep_name
         trial_overrides = [a for a in trial_overrides if not a.startswith("sweep=")] + [f"sweep={sweep_name}"]
         print(f"new_sweep=true: this sweep is named {sweep_name!r}", flush=True)
     # Before anything runs: a re-run must ask for the settings the sweep was started with.
-    check_sweep_settings(results_dir / sweep_name, cfg, sweep["workloads"], sweep["frameworks"])
+    check_sweep_settings(results_dir / sweep_name, cfg, sweep.workloads, sweep.frameworks)
     planned = []
     for submission, workload, framework, study, trial in itertools.product(
-        sweep["submissions"], sweep["workloads"], sweep["frameworks"], range(num_studies), range(num_trials)
+        sweep.submissions, sweep.workloads, sweep.frameworks, range(num_studies), range(num_trials)
     ):
         name = sources[submission].name
         key = store.TrialKey(sweep_name, name, workload, framework, study, trial)
@@ -207,8 +188,8 @@ def run_sweep_cli(args: list[str]) -> int:
         )
     expected = [trial.directory for trial in planned]
     print(
-        f"sweep {sweep_name!r}: {len(sweep['submissions'])} submission(s) x {len(sweep['workloads'])} "
-        f"workload(s) x {len(sweep['frameworks'])} framework(s) x {num_studies} studies x "
+        f"sweep {sweep_name!r}: {len(sweep.submissions)} submission(s) x {len(sweep.workloads)} "
+        f"workload(s) x {len(sweep.frameworks)} framework(s) x {num_studies} studies x "
         f"{num_trials} trials = {len(expected)} trials "
         f"({sum(store.is_complete(d) for d in expected)} already complete); "
         f"{n_jobs} in parallel, {threads} thread(s) each; results in {results_dir / sweep_name}",
@@ -216,9 +197,9 @@ def run_sweep_cli(args: list[str]) -> int:
     )
     hydra_args = [
         "--multirun",
-        f"submission={','.join(sweep['submissions'])}",
-        f"workload={','.join(sweep['workloads'])}",
-        f"framework={','.join(sweep['frameworks'])}",
+        f"submission={','.join(sweep.submissions)}",
+        f"workload={','.join(sweep.workloads)}",
+        f"framework={','.join(sweep.frameworks)}",
         f"study={','.join(str(i) for i in range(num_studies))}",
         f"trial={','.join(str(i) for i in range(num_trials))}",
         *trial_overrides,
@@ -258,7 +239,7 @@ class PlannedTrial:
 # ---- relaunching after a launcher worker died ----------------------------------------------------
 
 
-def launch_until_done(hydra_args: list[str], planned: list[PlannedTrial], cfg: Any) -> None:
+def launch_until_done(hydra_args: list[str], planned: list[PlannedTrial], cfg: RunConfig) -> None:
     """Run the multirun; when a launcher worker dies, launch it again for the unfinished trials.
 
     A dying joblib (loky) worker breaks the whole pool: loky SIGKILLs the other workers and
@@ -318,14 +299,11 @@ def _wait_for_trials(directories: list[Path]) -> None:
         time.sleep(0.2)
 
 
-def _record_interrupted(trial: PlannedTrial, cfg: Any, times: int) -> None:
+def _record_interrupted(trial: PlannedTrial, cfg: RunConfig, times: int) -> None:
     """Record a trial that dying job processes interrupted `times` times as failed."""
-    from omegaconf import OmegaConf
-
-    trial_cfg = copy.deepcopy(cfg)
-    OmegaConf.set_struct(trial_cfg, False)
-    trial_cfg.workload, trial_cfg.framework = trial.workload, trial.framework
-    trial_cfg.study, trial_cfg.trial = trial.study, trial.trial
+    trial_cfg = dataclasses.replace(
+        cfg, workload=trial.workload, framework=trial.framework, study=trial.study, trial=trial.trial
+    )
     try:
         with store.claim(trial.directory):
             if store.is_complete(trial.directory):
@@ -364,24 +342,31 @@ NOT_SETTINGS = (
 RULESET_SIZE_KEYS = ("num_studies", "num_trials")
 
 
-def sweep_settings(cfg: Any, workloads: list[str], frameworks: list[str]) -> dict[str, Any]:
+def _ruleset_skipped(ruleset: Ruleset) -> tuple[str, ...]:
+    """Ruleset keys that are no setting of this sweep: its size, and the self-tuning budget
+    factor under a ruleset that does not self-tune (it changes no budget there)."""
+    return RULESET_SIZE_KEYS + (() if ruleset.self_tuning else ("self_tuning_budget_factor",))
+
+
+def sweep_settings(cfg: RunConfig, workloads: list[str], frameworks: list[str]) -> dict[str, Any]:
     """What sweep.json holds: the trial settings (dotted keys), and the hardware profile's
     settings per workload/framework (a sweep may grow by workloads)."""
     settings: dict[str, Any] = {}
-    for key, value in to_dict(cfg).items():
+    for key, value in dataclasses.asdict(cfg).items():
         if key in NOT_SETTINGS:
             continue
         if key == "hardware":
-            settings["hardware"] = value.get("name")
+            settings["hardware"] = value["name"]
         elif isinstance(value, dict):
             for name, item in _flatten(value, key).items():
-                if not (key == "ruleset" and name.split(".")[-1] in RULESET_SIZE_KEYS):
+                if not (key == "ruleset" and name.split(".")[-1] in _ruleset_skipped(cfg.ruleset)):
                     settings[name] = item
         else:
             settings[key] = value
-    hardware = to_dict(cfg.hardware)
     per_workload = {
-        f"{w}/{fw}": asdict(workload_settings(hardware, w, fw)) for w in workloads for fw in frameworks
+        f"{w}/{fw}": dataclasses.asdict(workload_settings(cfg.hardware, w, fw))
+        for w in workloads
+        for fw in frameworks
     }
     # Through JSON, so values compare as they will be read back (tuples as lists, ...).
     return json.loads(json.dumps({"settings": settings, "workloads": per_workload}))
@@ -398,7 +383,7 @@ def _flatten(mapping: dict[str, Any], prefix: str) -> dict[str, Any]:
     return flat
 
 
-def check_sweep_settings(folder: Path, cfg: Any, workloads: list[str], frameworks: list[str]) -> None:
+def check_sweep_settings(folder: Path, cfg: RunConfig, workloads: list[str], frameworks: list[str]) -> None:
     """Write the sweep's settings on its first launch; refuse a re-run that asks for others."""
     requested = sweep_settings(cfg, workloads, frameworks)
     path = folder / SETTINGS_NAME
@@ -454,13 +439,6 @@ def _fresh_sweep_name(results_dir: Path, name: str) -> str:
     return candidate
 
 
-def _config_keys() -> list[str]:
-    from algoperf.tuning import load_yaml
-
-    base = load_yaml(CONF_DIR / "config.yaml")  # a damaged or duplicated key: one clear line
-    return [k for k in base if k != "defaults"] + ["hardware", "ruleset", "logger", "hydra"]
-
-
 def _launcher_jobs(launcher_overrides: list[str]) -> int:
     for item in launcher_overrides:
         if item.startswith("hydra.launcher.n_jobs="):
@@ -493,12 +471,13 @@ def _launch(hydra_args: list[str]) -> None:
             os.environ["HYDRA_FULL_ERROR"] = full_error
 
 
-def run_job(cfg: Any) -> int:
+def run_job(job_cfg: DictConfig) -> int:
     """One Hydra job: run the trial in a fresh process unless it is already complete."""
     from hydra.core.hydra_config import HydraConfig
 
     exit_with_sweep()  # first: a launcher worker must die with the sweep even if it runs no trial
-    source = find_submission(str(cfg.submission))
+    cfg: RunConfig = typed(job_cfg, RunConfig)
+    source = find_submission(cfg.submission)
     directory = store.trial_dir_for(cfg, source.name)
     if store.is_complete(directory):
         return 0
@@ -542,17 +521,13 @@ def run_job(cfg: Any) -> int:
     return outcome.returncode
 
 
-def trial_limits(cfg: Any) -> Limits:
+def trial_limits(cfg: RunConfig) -> Limits:
     """Watchdog limits from the hardware profile: wall time = factor x budget + grace."""
-    from algoperf.hardware import workload_settings
-
-    watchdog = dict(cfg.hardware.get("watchdog") or {})
-    settings = workload_settings(to_dict(cfg.hardware), str(cfg.workload), str(cfg.framework))
-    budget = Ruleset.from_config(to_dict(cfg.ruleset)).budget_s(
-        settings.max_submission_time_s, cfg.max_submission_time_s
-    )
-    wall = float(watchdog.get("wall_time_factor", 3.0)) * budget + float(watchdog.get("grace_s", 300))
-    memory = watchdog.get("memory_limit_gib")
+    watchdog = cfg.hardware.watchdog
+    settings = workload_settings(cfg.hardware, cfg.workload, cfg.framework)
+    budget = cfg.ruleset.budget_s(settings.max_submission_time_s, cfg.max_submission_time_s)
+    wall = watchdog.wall_time_factor * budget + watchdog.grace_s
+    memory = watchdog.memory_limit_gib
     return Limits(wall_time_s=wall, memory_gib=float(memory) if memory else None)
 
 

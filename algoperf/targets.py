@@ -20,6 +20,7 @@ with a hardware-profile snippet; copy them into the workload's `sizes` and the p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 from pathlib import Path
@@ -27,17 +28,18 @@ from typing import Any
 
 import pandas as pd
 
-from algoperf.config import compose, to_dict
+from algoperf.config import compose
 from algoperf.plugins import workload_class
 from algoperf.results import EVALS_NAME, TrialKey, trial_dir
-from algoperf.runner import TrialConfig, run_trial
+from algoperf.runner import run_trial
+from algoperf.schema import HardwareConfig, RunConfig
 
 
-def hardware_profile(name: str, workload: str, size: str, eval_every_steps: int | None) -> dict:
+def hardware_profile(name: str, workload: str, size: str, eval_every_steps: int | None) -> HardwareConfig:
     """The profile with a provisional entry for the workload (it may not be listed yet)."""
     overrides = [f"workload={workload}", "submission=adamw", f"hardware={name}"]
-    profile = to_dict(compose(overrides).hardware)
-    entries = dict(profile.get("workloads") or {})
+    profile = compose(overrides).hardware
+    entries = dict(profile.workloads)
     entry = dict(entries.get(workload) or {})
     entry.update(size=size, max_submission_time_s=1e9)
     if eval_every_steps:
@@ -46,8 +48,7 @@ def hardware_profile(name: str, workload: str, size: str, eval_every_steps: int 
         entry["eval_every_steps"] = 100
     entry.pop("eval_period_s", None)  # step-based evals: the same steps on any machine
     entries[workload] = entry
-    profile["workloads"] = entries
-    return profile
+    return dataclasses.replace(profile, workloads=entries)
 
 
 def first_reaching(directory: Path, target: float, higher_is_better: bool) -> tuple[int, float] | None:
@@ -88,20 +89,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     cls = workload_class(args.workload, args.framework)
-    profile_entry = (
-        to_dict(
-            compose([f"workload={args.workload}", "submission=adamw", f"hardware={args.hardware}"]).hardware
-        )
-        .get("workloads", {})
-        .get(args.workload, {})
-    )
+    overrides = [f"workload={args.workload}", "submission=adamw", f"hardware={args.hardware}"]
+    profile_entry = compose(overrides).hardware.workloads.get(args.workload, {})
     size = args.size or profile_entry.get("size", "small")
     step_hint = args.step_hint or cls.sizes[size].step_hint
     profile = hardware_profile(args.hardware, args.workload, size, args.eval_every)
     better = max if cls.metric_higher_is_better else min
 
     def trial(sweep: str, trial_index: int | None, seed: int, hparams: dict[str, Any]) -> dict:
-        cfg = TrialConfig(
+        cfg = RunConfig(
             workload=args.workload,
             submission=args.submission,
             framework=args.framework,

@@ -335,12 +335,8 @@ def check_overrides(space: SearchSpace, overrides: dict[str, Any]) -> None:
                 )
 
 
-def check_sweep_overrides(sources: dict[str, Any], overrides: Any) -> None:
+def check_sweep_overrides(sources: dict[str, Any], overrides: dict[str, Any]) -> None:
     """check_overrides against every submission of a sweep (`sources`: name -> SubmissionSource),
     so a bad override is refused before any trial is launched."""
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(overrides, DictConfig):
-        overrides = OmegaConf.to_container(overrides, resolve=True)
     for source in sources.values():
-        check_overrides(SearchSpace.from_yaml(source.search_space_path), dict(overrides or {}))
+        check_overrides(SearchSpace.from_yaml(source.search_space_path), overrides)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from algoperf.schema import LoggerConfig
 
 
 class WandbLogger:
     """A runner callback: `start` opens the run, `eval` logs a row, `end` logs the record."""
 
-    def __init__(self, settings: dict[str, Any]):
+    def __init__(self, settings: LoggerConfig):
         self.settings = settings
         self.run = None
 
@@ -18,9 +21,9 @@ class WandbLogger:
         if event == "start":
             record = payload["record"]
             self.run = wandb.init(
-                project=self.settings.get("project") or "algoperf",
-                entity=self.settings.get("entity"),
-                mode=self.settings.get("mode") or "offline",
+                project=self.settings.project,
+                entity=self.settings.entity,
+                mode=self.settings.mode,
                 group=f"{record['sweep']}/{record['submission']}/{record['workload']}",
                 job_type=record["framework"],
                 name=f"{record['submission']}-{record['workload']}-{record['framework']}"
@@ -44,7 +47,7 @@ class WandbLogger:
                         )
                     },
                 },
-                dir=self.settings.get("dir"),
+                dir=self.settings.dir,
                 reinit="finish_previous",
             )
         elif event == "eval" and self.run is not None:

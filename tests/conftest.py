@@ -1,6 +1,7 @@
 """Shared test set-up: test-only workloads/submissions on the search path, quiet loggers."""
 
 import atexit
+import copy
 import os
 import shutil
 import sys
@@ -33,19 +34,21 @@ try:
 except ImportError:
     pass
 
-TOY_PROFILE = {
-    "name": "test",
-    "common": {"eval_test": "final"},
-    "workloads": {
+from algoperf.schema import HardwareConfig  # noqa: E402 (after the environment above)
+
+TOY_PROFILE = HardwareConfig(
+    name="test",
+    common={"eval_test": "final"},
+    workloads={
         "toy": {"size": "small", "max_submission_time_s": 30, "eval_every_steps": 10},
         "toy_slow_eval": {"size": "small", "max_submission_time_s": 30, "eval_every_steps": 10},
     },
-}
+)
 
 
 @pytest.fixture
 def toy_profile():
-    return dict(TOY_PROFILE)
+    return copy.deepcopy(TOY_PROFILE)
 
 
 def fixture_submission(name: str) -> str:

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from algoperf.plugins import find_submission, import_submission_file, workload_class
-from algoperf.runner import TrialConfig, run_trial
+from algoperf.runner import run_trial
+from algoperf.schema import RunConfig
 from algoperf.spec import Hyperparameters
 from algoperf.tuning import SearchSpace
 
@@ -103,7 +104,7 @@ def with_toy_batch_size(name: str, batch_size: int, tmp_path) -> str:
 
 def test_schedule_free_trial_runs_on_toy(tmp_path, toy_profile):
     record = run_trial(
-        TrialConfig(
+        RunConfig(
             workload="toy",
             submission=with_toy_batch_size("schedule_free_adamw", 32, tmp_path),
             hardware=toy_profile,
@@ -132,7 +133,7 @@ def test_large_batch_scales_learning_rate_and_schedule_to_its_batch_size():
 
 def test_large_batch_trial_uses_its_batch_size(tmp_path, toy_profile):
     record = run_trial(
-        TrialConfig(
+        RunConfig(
             workload="toy",
             submission=with_toy_batch_size("large_batch_adamw", 64, tmp_path),
             hardware=toy_profile,

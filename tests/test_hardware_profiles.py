@@ -4,10 +4,11 @@ has, with a size the workload defines and a usable budget and eval schedule."""
 from pathlib import Path
 
 import pytest
-import yaml
+from omegaconf import OmegaConf
 
 from algoperf.hardware import workload_settings
 from algoperf.plugins import REPO_ROOT, list_workloads, workload_class
+from algoperf.schema import HardwareConfig
 
 PROFILES = sorted((REPO_ROOT / "conf" / "hardware").glob("*.yaml"))
 WORKLOADS = {
@@ -19,8 +20,9 @@ WORKLOADS = {
 
 @pytest.mark.parametrize("path", PROFILES, ids=[p.stem for p in PROFILES])
 def test_profile_covers_every_workload_and_framework(path):
-    profile = yaml.safe_load(path.read_text())
-    assert profile["name"] == path.stem
+    # Through the schema: an unknown key or a value of the wrong type fails here too.
+    profile = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HardwareConfig), OmegaConf.load(path)))
+    assert profile.name == path.stem
     for name, entry in WORKLOADS.items():
         for framework in entry["frameworks"]:
             settings = workload_settings(profile, name, framework)

@@ -6,11 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, fixture_submission
+from conftest import FIXTURES, TOY_PROFILE, fixture_submission
 
 from algoperf.cli import main
-from algoperf.config import REPO_ROOT, check_settings, compose
+from algoperf.config import REPO_ROOT, compose
 from algoperf.errors import AlgoperfError
+from algoperf.schema import RunConfig
 from algoperf.tuning import SearchSpace, check_overrides
 
 
@@ -166,6 +167,8 @@ def test_paths_cannot_escape_the_results_root(tmp_path, capsys, command, overrid
     key, _, value = override.partition("=")
     if command == "sweep" and key in ("workload", "submission"):
         override = f"{key}s=[{value}]"
+        if key == "workload":  # the sweep's own schema checks each name of the list
+            fragment = f"workloads=[{value!r}]: {value!r} is not a plain name"
     watched = Path(value) if key == "results_dir" and value and Path(value).is_dir() else None
     before = sorted(os.listdir(watched)) if watched else None
     args = run_args(results, override) if command == "run" else sweep_args(results, override)
@@ -180,22 +183,22 @@ def test_paths_cannot_escape_the_results_root(tmp_path, capsys, command, overrid
 
 BUDGETS = [
     ("run", "max_submission_time_s=0", "give a finite positive number of seconds"),
-    ("run", "max_submission_time_s=-5", "input should be greater than 0"),
-    ("run", "max_submission_time_s=inf", "max_submission_time_s=inf: input should be a finite number"),
-    ("run", "max_submission_time_s=nan", "input should be a finite number"),
-    ("run", "max_submission_time_s=abc", "max_submission_time_s='abc'"),
-    ("run", "max_steps=0", "max_steps=0: input should be greater than 0; give a positive integer"),
-    ("run", "max_steps=1.5", "max_steps=1.5: input should be a valid integer"),
+    ("run", "max_submission_time_s=-5", "max_submission_time_s=-5.0: is not positive"),
+    ("run", "max_submission_time_s=inf", "max_submission_time_s=inf: is not a finite number"),
+    ("run", "max_submission_time_s=nan", "is not a finite number"),
+    ("run", "max_submission_time_s=abc", "max_submission_time_s='abc': is not a number"),
+    ("run", "max_steps=0", "max_steps=0: is not positive; give a positive integer"),
+    ("run", "max_steps=1.5", "max_steps=1.5: is not an integer"),
     ("run", "eval_every_steps=-5", "eval_every_steps=-5"),
     ("run", "step_hint=0", "step_hint=0"),
     ("run", "threads=0", "threads=0"),
     ("run", "threads=1.5", "threads=1.5"),
     ("sweep", "max_steps=0", "max_steps=0"),
-    ("sweep", "num_studies=0", "num_studies='0': give a positive integer, e.g. num_studies=3"),
-    ("sweep", "num_trials=abc", "num_trials='abc': give a positive integer"),
-    ("sweep", "num_trials=1.5", "num_trials='1.5'"),
-    ("sweep", "n_jobs=-1", "n_jobs='-1'"),
-    ("sweep", "n_jobs=0", "n_jobs='0'"),
+    ("sweep", "num_studies=0", "num_studies=0: is not positive; give a positive integer, e.g. num_studies=3"),
+    ("sweep", "num_trials=abc", "num_trials='abc': is not an integer; give a positive integer"),
+    ("sweep", "num_trials=1.5", "num_trials=1.5: is not an integer"),
+    ("sweep", "n_jobs=-1", "n_jobs=-1: is not positive"),
+    ("sweep", "n_jobs=0", "n_jobs=0: is not positive"),
     ("sweep", "hydra.launcher.n_jobs=x", "hydra.launcher.n_jobs='x'"),
 ]
 
@@ -211,20 +214,17 @@ def test_budgets_and_caps_must_be_positive(tmp_path, capsys, command, override, 
 # ---- 5. study, trial, seed, framework and the switches ------------------------------------------------
 
 SCALARS = [
-    ("study=-1", "study=-1: input should be greater than or equal to 0; give a non-negative integer"),
-    ("study=1.5", "study=1.5: input should be a valid integer"),
-    ("study=true", "study=true"),
-    ("trial=-1", "trial=-1"),
-    ("trial=abc", "trial='abc': input should be a valid integer; give a non-negative integer"),
-    ("seed=-1", "seed=-1"),
-    ("seed=0.5", "seed=0.5"),
-    ("framework=tf", "framework='tf': input should be 'torch' or 'jax'"),
-    (
-        "overwrite=yes",
-        "overwrite='yes': input should be a valid boolean; give overwrite=true or overwrite=false",
-    ),
-    ("stop_at_target=2", "stop_at_target=2"),
-    ("progress=maybe", "progress='maybe'"),
+    ("study=-1", "study=-1: is negative; give a non-negative integer"),
+    ("study=1.5", "study=1.5: is not an integer"),
+    ("study=true", "study=true: is not an integer"),
+    ("trial=-1", "trial=-1: is negative"),
+    ("trial=abc", "trial='abc': is not an integer; give a non-negative integer"),
+    ("seed=-1", "seed=-1: is negative"),
+    ("seed=0.5", "seed=0.5: is not an integer"),
+    ("framework=tf", "framework='tf': is not one of torch, jax"),
+    ("overwrite=yes", "overwrite='yes': is not true or false; give overwrite=true or overwrite=false"),
+    ("stop_at_target=2", "stop_at_target=2: is not true or false"),
+    ("progress=maybe", "progress='maybe': is not true or false"),
 ]
 
 
@@ -237,4 +237,74 @@ def test_run_identity_and_switches_are_checked(tmp_path, capsys, override, fragm
     good = ["workload=toy", "submission=x", "trial=null", "seed=0", "framework=jax", "overwrite=true"]
     assert compose(good).trial is None
     with pytest.raises(AlgoperfError, match=r"^study=-1: .*\ntrial=-2: "):  # one line per problem
-        check_settings({"workload": "toy", "submission": "x", "study": -1, "trial": -2})
+        RunConfig(workload="toy", submission="x", study=-1, trial=-2, hardware=TOY_PROFILE)
+
+
+# ---- 6. the schema itself: unknown keys, wrong types, values out of range -----------------------------
+
+SCHEMA = [
+    ("run", "seeed=1", ["unknown setting 'seeed'", "Did you mean 'seed'"]),
+    ("run", "+lerning_rate=0.1", ["unknown setting 'lerning_rate'"]),
+    ("run", "threads_per_trial=1", ["unknown setting 'threads_per_trial'", "'threads'"]),
+    ("run", "ruleset.num_trial=3", ["unknown setting 'ruleset.num_trial'", "'ruleset.num_trials'"]),
+    (
+        "run",
+        "hardware.watchdog.grace=1",
+        ["unknown setting 'hardware.watchdog.grace'", "'hardware.watchdog.grace_s'"],
+    ),
+    (
+        "run",
+        "ruleset.num_trials=many",
+        ["ruleset.num_trials='many': is not an integer", "ruleset.num_trials=5"],
+    ),
+    ("run", "ruleset.num_trials=0", ["ruleset.num_trials=0: is not positive"]),
+    (
+        "run",
+        "ruleset.self_tuning_budget_factor=-1",
+        ["ruleset.self_tuning_budget_factor=-1.0: is not positive"],
+    ),
+    ("run", "hardware.threads_per_trial=0", ["hardware.threads_per_trial=0: is not positive"]),
+    ("run", "hparams=5", ["hparams=5: is not a mapping", "hparams.NAME=VALUE"]),
+    ("run", "workload=null", ["workload=null: cannot be null", "workload=fashion_mnist"]),
+    ("sweep", "num_study=2", ["unknown setting 'num_study'", "Did you mean 'num_studies'"]),
+    ("sweep", "ruleset.num_studies=-2", ["ruleset.num_studies=-2: is not positive"]),
+    ("sweep", "new_sweep=yes", ["new_sweep='yes': is not true or false"]),
+    ("sweep", "frameworks=[tf]", ["frameworks=['tf']: 'tf' is not one of torch, jax", "[torch,jax]"]),
+    ("sweep", "frameworks=[]", ["frameworks=[]: is empty"]),
+    ("sweep", "n_jobs=two", ["n_jobs='two': is not an integer"]),
+]
+
+
+@pytest.mark.parametrize("command, override, fragments", SCHEMA, ids=[f"{c} {o}" for c, o, _ in SCHEMA])
+def test_the_schema_refuses_unknown_keys_wrong_types_and_bad_ranges(
+    tmp_path, capsys, command, override, fragments
+):
+    results = tmp_path / "results"
+    args = run_args(results, override) if command == "run" else sweep_args(results, override)
+    refused(args, capsys, *fragments)
+    assert not results.exists()
+
+
+def test_a_hardware_profile_is_checked_against_the_schema(tmp_path, capsys, monkeypatch):
+    site = tmp_path / "site"
+    (site / "hardware").mkdir(parents=True)
+    profile = (FIXTURES / "conf" / "hardware" / "test.yaml").read_text()
+    (site / "hardware" / "typo.yaml").write_text(profile.replace("threads_per_trial:", "threads_per_trail:"))
+    (site / "hardware" / "bad.yaml").write_text(profile.replace("grace_s: 120", "grace_s: soon"))
+    monkeypatch.setenv("ALGOPERF_CONFIG_PATH", f"{FIXTURES / 'conf'}{os.pathsep}{site}")
+    results = tmp_path / "results"
+    refused(
+        run_args(results, "hardware=typo"),
+        capsys,
+        "hardware/typo.yaml: unknown setting 'hardware.threads_per_trail'",
+        "Did you mean 'hardware.threads_per_trial'",
+    )
+    refused(run_args(results, "hardware=bad"), capsys, "hardware/bad.yaml: hardware.watchdog.grace_s='soon'")
+    assert not results.exists()
+
+
+def test_config_yaml_gives_the_schema_defaults():
+    """conf/config.yaml documents every key with its default: the same as the schema's, so a
+    RunConfig made in Python is the one `algoperf run` composes."""
+    composed = compose(["workload=toy", "submission=x", "hardware=test"])
+    assert composed == RunConfig(workload="toy", submission="x", hardware=composed.hardware)

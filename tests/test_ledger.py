@@ -5,11 +5,12 @@ import pytest
 from conftest import fixture_submission
 
 from algoperf import results
-from algoperf.runner import TrialConfig, run_trial
+from algoperf.runner import run_trial
+from algoperf.schema import RunConfig
 
 
 def run(tmp_path, toy_profile, submission="sgd", workload="toy", **kwargs):
-    cfg = TrialConfig(
+    cfg = RunConfig(
         workload=workload,
         submission=fixture_submission(submission),
         hardware=toy_profile,
@@ -123,11 +124,11 @@ def test_prepare_for_eval_is_submission_time(tmp_path, toy_profile):
 
 def test_a_target_met_after_the_budget_does_not_count(tmp_path, toy_profile):
     honest = run(tmp_path / "a", toy_profile)
-    assert honest["status"] == "reached" and honest["steps_to_target"] == 40
-    # The same trajectory, but step 40 stalls 2 s: the eval at step 40 meets the target with
+    assert honest["status"] == "reached" and honest["steps_to_target"] == 50
+    # The same trajectory, but step 50 stalls 2 s: the eval at step 50 meets the target with
     # the budget (1 s) already spent.
     late = run(tmp_path / "b", toy_profile, submission="late_target", max_submission_time_s=1.0)
-    assert late["global_steps"] == 40 and late["best_validation"] <= late["target"]
+    assert late["global_steps"] == 50 and late["best_validation"] <= late["target"]
     assert late["status"] == "budget_exhausted"
     assert late["time_to_target_s"] is None and late["steps_to_target"] is None
 

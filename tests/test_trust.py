@@ -14,12 +14,13 @@ from conftest import FIXTURES, TOY_PROFILE, fixture_submission
 
 from algoperf import results
 from algoperf.cli import main
-from algoperf.runner import TrialConfig, run_trial
+from algoperf.runner import run_trial
+from algoperf.schema import HardwareConfig, RunConfig
 from algoperf.spec import Hyperparameters
 
 
 def trial(tmp_path, submission, workload="toy", **kwargs):
-    cfg = TrialConfig(
+    cfg = RunConfig(
         workload=workload,
         submission=fixture_submission(submission) if "/" not in submission else submission,
         hardware=kwargs.pop("hardware", TOY_PROFILE),
@@ -38,12 +39,12 @@ def test_replacing_the_clock_does_not_shrink_the_recorded_time(tmp_path):
 
 
 def test_no_route_reaches_the_validation_or_test_data(tmp_path, capfd):
-    hardware = {
-        "name": "test",
-        "workloads": {
+    hardware = HardwareConfig(
+        name="test",
+        workloads={
             "fashion_mnist": {"size": "small", "max_submission_time_s": 60, "eval_every_steps": 10**6}
         },
-    }
+    )
     record = trial(tmp_path, "attack_peek", workload="fashion_mnist", hardware=hardware, max_steps=1)
     out = capfd.readouterr().out
     assert record["status"] == "budget_exhausted", record["error"]

@@ -5,13 +5,14 @@ import shutil
 from conftest import FIXTURES, TOY_PROFILE
 
 from algoperf.cli import main
-from algoperf.runner import TrialConfig, run_trial
+from algoperf.runner import run_trial
+from algoperf.schema import RunConfig
 
 
 def test_verify_flags_changed_submission(tmp_path, capsys):
     submission = tmp_path / "sub"
     shutil.copytree(FIXTURES / "submissions" / "sgd", submission)
-    cfg = TrialConfig(
+    cfg = RunConfig(
         workload="toy",
         submission=str(submission),
         hardware=TOY_PROFILE,
