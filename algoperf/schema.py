@@ -25,10 +25,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from algoperf.errors import AlgoperfError
+from algoperf.frameworks import FRAMEWORKS
 from algoperf.plugins import REPO_ROOT
 from algoperf.tuning import RULESETS
 
-FRAMEWORKS = ("torch", "jax")
 # Folders of the harness's own code: results must never be written into them.
 CODE_DIRS = ("algoperf", "conf", "workloads", "submissions", "tests")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
