@@ -191,7 +191,9 @@ def _studies_line(scores: scoring.Scores) -> str:
     counts = scores.workloads["num_studies"]
     counts = counts[counts > 0]
     studies = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
-    return f"{studies} studies per submission and workload, {scores.num_trials} trials"
+    noun = "study" if counts.max() == 1 else "studies"
+    trials = "trial" if scores.num_trials == 1 else "trials"
+    return f"{studies} {noun} per submission and workload, {scores.num_trials} {trials}"
 
 
 def summary_line(scores: scoring.Scores) -> str:

@@ -59,44 +59,72 @@ def test_rerun_skips_complete_trials(tmp_path, capsys):
     assert {r["trial"]: r["started_at"] for r in records(tmp_path)} == first
 
 
+def _eval_rows(directory: Path) -> int:
+    try:
+        return len((directory / results.EVALS_NAME).read_text().splitlines()) - 1  # less the header
+    except OSError:
+        return -1
+
+
+def _mid_trial(directory: Path) -> bool:
+    """Claimed, training (an eval written) and not recorded."""
+    return (
+        (directory / results.RUNNING_NAME).exists()
+        and _eval_rows(directory) >= 1
+        and not results.is_complete(directory)
+    )
+
+
 def test_sigkill_mid_trial_then_resume(tmp_path):
+    """SIGKILL of the whole sweep with one trial recorded and the other mid-way, then a re-run:
+    every trial is recorded once, the complete one is not run again.
+
+    No timing is assumed. The two trials, side by side, are of unequal length: `complete_early`
+    ends itself after 5 steps; `slow` spends 0.2 s of submission time a step until its 6 s
+    budget is spent, so once it has written its first eval (step 5, ~1 s) it has seconds of
+    sleep left. The kill waits for exactly that observable state."""
     args = sweep_args(
         tmp_path,
-        ["sgd", "momentum"],
+        ["complete_early", "slow"],
         num_studies=1,
-        num_trials=2,
+        num_trials=1,
         n_jobs=2,
-        max_submission_time_s=2,
+        max_submission_time_s=6,
         eval_every_steps=5,
     )
-    # A slow eval workload makes each trial last long enough to be killed mid-way.
-    args[1] = "workloads=[toy_slow_eval]"
     proc = subprocess.Popen(
         [sys.executable, "-m", "algoperf.cli", *args],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done = len(list(tmp_path.rglob("record.json")))
-        running = [p for p in tmp_path.rglob(".running")]
-        if done >= 1 and running:
-            break
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_mid_trial = [p.parent for p in tmp_path.rglob("evals.csv") if not results.is_complete(p.parent)]
-    assert killed_mid_trial, "the kill should have caught a trial in flight"
+    quick = tmp_path / "t" / "complete_early" / "toy" / "torch" / "study_0" / "trial_0"
+    slow = tmp_path / "t" / "slow" / "toy" / "torch" / "study_0" / "trial_0"
+    try:
+        deadline = time.monotonic() + 600  # a guard against a hang only
+        while not (results.is_complete(quick) and _mid_trial(slow)):
+            assert proc.poll() is None, "the sweep ended before the state to kill it in"
+            assert not results.is_complete(slow), "the slow trial finished before the quick one"
+            assert time.monotonic() < deadline, "timed out waiting for one trial done, one mid-way"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not results.is_complete(slow), "the kill should have caught the slow trial in flight"
     for path in tmp_path.rglob("record.json"):
         json.loads(path.read_text())  # no partial record is ever visible
     assert not list(tmp_path.rglob(".record.*.tmp"))
+    quick_started = results.read_record(quick / "record.json")["started_at"]
 
     code = main(args)
     recs = records(tmp_path)
     keys = [(r["submission"], r["study"], r["trial"]) for r in recs]
-    assert len(keys) == 4 and len(set(keys)) == 4
+    assert sorted(keys) == [("complete_early", 0, 0), ("slow", 0, 0)]
     assert code == 0
+    by_sub = {r["submission"]: r for r in recs}
+    assert by_sub["complete_early"]["started_at"] == quick_started  # not run again
+    assert by_sub["complete_early"]["status"] == "training_complete"
+    assert by_sub["slow"]["status"] == "budget_exhausted", by_sub["slow"]["error"]
 
 
 def test_sweep_rejects_bad_names_before_running(tmp_path, capsys):
@@ -211,7 +239,7 @@ def test_relaunches_after_dead_job_processes_are_bounded(tmp_path, monkeypatch, 
 
     submission = fixture_submission("sgd")
     cfg = compose(["workload=toy", f"submission={submission}", "hardware=test", f"results_dir={tmp_path}"])
-    directory = results.trial_dir(tmp_path, "default", "sgd", "toy", "torch", 0, 0)
+    directory = results.trial_dir(tmp_path, results.TrialKey("default", "sgd", "toy", "torch", 0, 0))
     planned = [
         sweep.PlannedTrial(
             submission="sgd", workload="toy", framework="torch", study=0, trial=0, directory=directory

@@ -119,12 +119,13 @@ def test_sigkill_of_the_sweep_then_resume(tmp_path, run_log):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(tmp_path.rglob(".running")):
-        time.sleep(0.1)
-    time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        # Not a sleep: the kill comes once a trial is mid-way (its supervisor has started; its
+        # worker still has to start, train and evaluate before the trial could end).
+        wait_for(lambda: running_trial(tmp_path, mid_way=True), REACH_S, "a trial mid-way", proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     for path in tmp_path.rglob("record.json"):
         json.loads(path.read_text())
     main(args)
@@ -163,13 +164,14 @@ def test_failure_while_writing_a_record(tmp_path, monkeypatch):
     """A crash between writing the temporary file and renaming it leaves no record.json."""
     from conftest import TOY_PROFILE
 
-    from algoperf.runner import TrialConfig, run_trial
+    from algoperf.runner import run_trial
+    from algoperf.schema import RunConfig
 
     def broken_replace(src, dst):
         raise OSError("disk full (injected)")
 
     monkeypatch.setattr(results.os, "replace", broken_replace)
-    cfg = TrialConfig(
+    cfg = RunConfig(
         workload="toy",
         submission=fixture_submission("sgd"),
         hardware=TOY_PROFILE,
@@ -223,21 +225,35 @@ def start_sweep(args: list, output: Path) -> subprocess.Popen:
     )
 
 
-def wait_for(condition, timeout_s: float, what: str):
+# How long to wait for a sweep to reach a state: only a guard against a hang (a sweep that
+# ends first fails at once), so generous: on a loaded machine a trial's start-up alone can take
+# tens of seconds.
+REACH_S = 600
+
+
+def wait_for(condition, timeout_s: float, what: str, process: subprocess.Popen | None = None):
+    """The first true value of `condition()`, polled; fails when `process` ends first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = condition()
         if found:
             return found
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process ended (exit {process.returncode}) before {what}")
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def running_trial(root: Path) -> tuple[Path, int] | None:
-    """A trial folder whose trial process runs now, and that process's pid."""
+def running_trial(root: Path, mid_way: bool = False) -> tuple[Path, int] | None:
+    """A trial folder whose trial process runs now, and that process's pid. `mid_way`: only a
+    trial whose supervisor has begun (evals.csv exists) and that has no record: it has its
+    worker's start-up, some training and an evaluation still to go, seconds at least."""
     for marker in root.rglob(".running"):
+        folder = marker.parent
+        if mid_way and (not (folder / results.EVALS_NAME).exists() or results.is_complete(folder)):
+            continue
         try:
-            return marker.parent, int(marker.read_text().split()[1])
+            return folder, int(marker.read_text().split()[1])
         except (OSError, IndexError, ValueError):
             continue  # it just ended
     return None
@@ -272,8 +288,10 @@ def test_dead_job_process_fails_only_its_trial(tmp_path, run_log):
     kills beside it runs again, and the sweep finishes every trial."""
     results_root = tmp_path / "results"
     proc = start_sweep(slow_sweep(results_root, "worker_killed"), tmp_path / "sweep.out")
-    killed_dir, trial_pid = wait_for(lambda: running_trial(results_root), 120, "a running trial")
-    time.sleep(1.0)  # mid-trial
+    # Not a sleep: a trial mid-way, whose job process is killed at once.
+    killed_dir, trial_pid = wait_for(
+        lambda: running_trial(results_root, mid_way=True), REACH_S, "a trial mid-way", proc
+    )
     with open(f"/proc/{trial_pid}/stat") as f:
         job_pid = int(f.read().rsplit(")", 1)[1].split()[1])
     assert job_pid != proc.pid, "the trial should run under a launcher worker"
@@ -302,12 +320,18 @@ def test_sigkill_of_the_main_process_takes_the_whole_sweep(tmp_path, run_log):
     results_root = tmp_path / "results"
     args = slow_sweep(results_root, "main_killed")
     proc = start_sweep(args, tmp_path / "sweep.out")
-    wait_for(lambda: running_trial(results_root), 120, "a running trial")
-    time.sleep(1.0)  # mid-trial
-    started = sorted(descendants_of(proc.pid))  # with the trials' workers, in sessions of their own
-    assert len(started) >= 4, started
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+
+    def mid_way_with_its_processes():
+        # Launcher workers, trials, their workers (in sessions of their own): 4 at least.
+        processes = sorted(descendants_of(proc.pid))
+        return running_trial(results_root, mid_way=True) and len(processes) >= 4 and processes
+
+    try:
+        started = wait_for(mid_way_with_its_processes, REACH_S, "a trial mid-way and its processes", proc)
+        interrupted = [m.parent for m in results_root.rglob(".running") if not results.is_complete(m.parent)]
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
 
     def everything_gone():
         left = live_processes(str(results_root), proc.pid)
@@ -317,7 +341,8 @@ def test_sigkill_of_the_main_process_takes_the_whole_sweep(tmp_path, run_log):
     start = time.monotonic()
     wait_for(everything_gone, 10, "the sweep's processes to end")
     gone_after_s = time.monotonic() - start
-    assert not list(results_root.rglob("record.json")), "an interrupted trial is not recorded"
+    assert interrupted
+    assert not [d for d in interrupted if results.is_complete(d)], "an interrupted trial is not recorded"
     assert main(args) == 0  # resumes
     recs = tally(results_root, "SIGKILL of the sweep's main process alone", 3, None, "")
     keys = Counter((r["study"], r["trial"]) for r in recs)
@@ -423,7 +448,7 @@ def test_interrupted_overwrite_keeps_the_old_record(tmp_path):
         [*run, "overwrite=true", "stop_at_target=false"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for(lambda: len(_lines(staging / "evals.csv")) >= 3, 120, "the overwrite's evals")
+        wait_for(lambda: len(_lines(staging / "evals.csv")) >= 3, REACH_S, "the overwrite's evals", proc)
         with pytest.raises(results.TrialClaimed):  # the trial is still claimed while it runs
             with results.claim(trial):
                 pass
