@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -143,16 +142,10 @@ def test_write_record_signs_and_notes_the_evals(tmp_path: Path) -> None:
 
 
 def test_failure_records_are_signed(tmp_path: Path) -> None:
-    cfg = SimpleNamespace(
-        sweep="s",
-        workload="w",
-        framework="torch",
-        ruleset=SimpleNamespace(name="external"),
-        hardware=SimpleNamespace(name="test"),
-        study=0,
-        trial=0,
-    )
-    path = results.write_failure_record(tmp_path, cfg, "a", "killed")
+    from algoperf.config import compose
+
+    cfg = compose(["workload=toy", "submission=sgd", "hardware=test", "sweep=s", f"results_dir={tmp_path}"])
+    path = results.write_failure_record(tmp_path, cfg, "sgd", "killed")
     assert signing.signature_problem(json.loads(path.read_text()), signing.load_key()) is None
 
 
