@@ -7,8 +7,14 @@ import tempfile
 from pathlib import Path
 
 from algoperf.errors import AlgoperfError
-from algoperf.plugins import REPO_ROOT, api_problems, find_submission, import_submission_file
-from algoperf.tuning import SearchSpace
+from algoperf.plugins import (
+    REPO_ROOT,
+    api_problems,
+    find_submission,
+    import_algoperf,
+    import_submission_file,
+)
+from algoperf.tuning import JSON_NAME, YAML_NAME, SearchSpace, load_search_space
 
 
 def _say(ok: bool, message: str) -> None:
@@ -26,13 +32,8 @@ def check_submission(
     frameworks = [framework] if framework else source.frameworks
     print(f"checking submission {source.name!r} at {source.folder}")
     try:
-        space = SearchSpace.from_yaml(source.search_space_path)
-        defaults = space.defaults()
-        _say(
-            True,
-            f"search space: {len(space.params)} hyperparameters "
-            f"({len(space.tunable)} tuned), defaults {defaults}",
-        )
+        space = load_search_space(source.folder)
+        _say(True, f"search space: {_describe(space)}")
     except AlgoperfError as e:
         _say(False, f"search space: {e}")
         return False
@@ -51,14 +52,41 @@ def check_submission(
                 _say(False, f"[{fw}] {source.file(fw).name}: {problem}")
             ok = False
             continue
+        if source.is_algoperf:
+            kind = "AlgoPerf submission"
         _say(True, f"[{fw}] imports; {kind} API complete with the right signatures")
+        if source.is_algoperf:
+            for notice in import_algoperf(source, fw)[2]:
+                _say(True, f"[{fw}] adapted: {notice}")
         if ok and run_step:
-            ok = _one_step(source.folder, fw, workload) and ok
+            ok = _one_step(str(source.algoperf_entry or source.folder), fw, workload) and ok
     print("all checks passed" if ok else "checks failed: fix the lines marked FAIL and run check again")
     return ok
 
 
-def _one_step(folder: Path, framework: str, workload: str) -> bool:
+def _describe(space: SearchSpace) -> str:
+    """Which file was read and what it holds (a list of fixed points is the trials themselves)."""
+    source = Path(space.source)
+    if not source.is_file():
+        return f"none (no {YAML_NAME} or {JSON_NAME}); every hparams.NAME=value override is taken"
+    defaults = space.defaults()
+    if space.max_trials is not None:
+        return (
+            f"{space.max_trials} fixed points from {source.name} (trial k of a study runs point k), "
+            f"{len(space.params)} hyperparameters; defaults = point 0 {defaults}"
+        )
+    shadowed = (
+        f"; {JSON_NAME} beside it is not read ({YAML_NAME} wins)"
+        if source.name == YAML_NAME and (source.parent / JSON_NAME).is_file()
+        else ""
+    )
+    return (
+        f"{source.name}, {len(space.params)} hyperparameters ({len(space.tunable)} tuned), "
+        f"defaults {defaults}{shadowed}"
+    )
+
+
+def _one_step(submission: str, framework: str, workload: str) -> bool:
     from algoperf.runner import run_trial
     from algoperf.schema import HardwareConfig, RunConfig
 
@@ -70,7 +98,7 @@ def _one_step(folder: Path, framework: str, workload: str) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RunConfig(
             workload=workload,
-            submission=str(folder),
+            submission=submission,
             framework=framework,
             hardware=hardware,
             results_dir=tmp,
@@ -79,6 +107,9 @@ def _one_step(folder: Path, framework: str, workload: str) -> bool:
             eval_every_steps=10**9,
         )
         record = run_trial(cfg, progress=False)
+    for line in record.get("adaptations") or []:
+        if line.startswith("get_batch_size"):  # the import's own adaptations are shown above
+            _say(True, f"[{framework}] adapted: {line}")
     if record["status"] == "failed":
         _say(False, f"[{framework}] two training steps on {workload} failed:\n{record['error']}")
         return False

@@ -125,13 +125,15 @@ def cmd_check(args: list[str]) -> int:
 
 
 def check_hparams(cfg: RunConfig) -> None:
-    """Refuse hparams.NAME=VALUE overrides the submission's search space does not allow, before
-    anything is written."""
+    """Refuse hparams.NAME=VALUE overrides the submission's search space does not allow, and a
+    trial beyond the last of a list of fixed points, before anything is written."""
     from algoperf.plugins import find_submission
-    from algoperf.tuning import SearchSpace, check_overrides
+    from algoperf.tuning import check_overrides, load_search_space
 
-    space = SearchSpace.from_yaml(find_submission(cfg.submission).search_space_path)
+    space = load_search_space(find_submission(cfg.submission).folder, cfg.search_space)
     check_overrides(space, cfg.hparams)
+    if space.max_trials is not None and cfg.trial is not None and not cfg.ruleset.self_tuning:
+        space.sample(cfg.trial, study_seed=0)  # a list's point `trial`, or its error
 
 
 def cmd_run(args: list[str]) -> int:

@@ -149,10 +149,22 @@ def workload_source_sha256(name: str) -> str:
 
 @dataclass
 class SubmissionSource:
+    """A submission's folder. `algoperf_entry` is set for a submission written for MLCommons
+    AlgoPerf (its `submission.py`, or the file named by path), which runs through
+    algoperf.compat; the harness's own submissions hold `torch.py` and/or `jax.py`."""
+
     name: str
     folder: Path
+    algoperf_entry: Path | None = None
+    folder_name: str | None = None  # the folder's own name, where a trial imports a copy of it
+
+    @property
+    def alias(self) -> str:
+        return self.folder_name or self.folder.name
 
     def file(self, framework: str) -> Path:
+        if self.algoperf_entry is not None:
+            return self.algoperf_entry
         return self.folder / f"{framework}.py"
 
     @property
@@ -160,33 +172,64 @@ class SubmissionSource:
         return self.folder / "search_space.yaml"
 
     @property
+    def is_algoperf(self) -> bool:
+        return self.algoperf_entry is not None
+
+    @property
     def frameworks(self) -> list[str]:
+        if self.algoperf_entry is not None:
+            from algoperf.compat import describe
+
+            try:
+                return [describe(self.algoperf_entry).framework]
+            except AlgoperfError:  # imports both frameworks or neither: the user says which
+                return list(FRAMEWORKS)
         return [fw for fw in FRAMEWORKS if self.file(fw).is_file()]
+
+    @property
+    def default_framework(self) -> str:
+        """The framework a run uses when none is given: the only one, else torch."""
+        frameworks = self.frameworks
+        return frameworks[0] if len(frameworks) == 1 else "torch"
 
 
 def list_submissions() -> dict[str, SubmissionSource]:
+    from algoperf.compat import algoperf_entry
+
     found: dict[str, SubmissionSource] = {}
     for root in _search_paths("submissions"):
         if root.is_dir():
             for folder in sorted(root.iterdir()):
                 # The template is a starting point to copy, not an entry of the benchmark.
-                if folder.name == "template":
+                if folder.name == "template" or not folder.is_dir():
                     continue
-                if folder.is_dir() and any((folder / f"{fw}.py").is_file() for fw in FRAMEWORKS):
+                if any((folder / f"{fw}.py").is_file() for fw in FRAMEWORKS):
                     found.setdefault(folder.name, SubmissionSource(folder.name, folder))
+                elif (entry := algoperf_entry(folder)) is not None:
+                    found.setdefault(folder.name, SubmissionSource(folder.name, folder, entry))
     return found
 
 
 def find_submission(name_or_path: str) -> SubmissionSource:
-    """A registered name (`adamw`) or a path to a submission folder or file."""
+    """A registered name (`adamw`), a path to a submission folder or file, or a path to an
+    AlgoPerf submission (a folder with `submission.py`, or the submission's .py file)."""
+    from algoperf.compat import algoperf_entry
+
     path = Path(name_or_path).expanduser()
     if path.exists():
-        folder = path if path.is_dir() else path.parent
-        source = SubmissionSource(folder.resolve().name, folder.resolve())
+        folder = (path if path.is_dir() else path.parent).resolve()
+        entry = algoperf_entry(path.resolve())
+        if entry is not None:
+            # `submission.py` is named after its folder; another file after itself.
+            name = folder.name if entry.name == "submission.py" else entry.stem
+            return SubmissionSource(name, folder, entry)
+        source = SubmissionSource(folder.name, folder)
         if not source.frameworks:
             raise AlgoperfError(
-                f"{folder} is not a submission: it needs a torch.py and/or jax.py "
-                "(copy submissions/template/ to start one: `algoperf new-submission NAME`)."
+                f"{folder} is not a submission: it needs a torch.py and/or jax.py (copy "
+                "submissions/template/ to start one: `algoperf new-submission NAME`), or, for a "
+                "submission written for MLCommons AlgoPerf, a submission.py that imports "
+                "algoperf (or algorithmic_efficiency) and defines update_params."
             )
         return source
     registry = list_submissions()
@@ -204,35 +247,106 @@ def file_sha256(path: Path) -> str:
 
 def import_submission_file(source: SubmissionSource, framework: str) -> ModuleType:
     path = source.file(framework)
+    if framework not in source.frameworks:
+        raise AlgoperfError(_framework_mismatch(source, framework))
     if not path.is_file():
         raise AlgoperfError(
             f"submission {source.name!r} has no {framework} implementation ({path} is missing; "
             f"it has: {', '.join(source.frameworks)}). Use framework={source.frameworks[0]}."
         )
     try:
+        if source.is_algoperf:
+            return import_algoperf(source, framework)[0]
         return load_module(path, "submissions")
+    except AlgoperfError:
+        raise
     except SyntaxError as e:
         raise AlgoperfError(
-            f"{path} has a syntax error at line {e.lineno}: {e.msg}. Fix it and run "
+            f"{e.filename or path} has a syntax error at line {e.lineno}: {e.msg}. Fix it and run "
             f"`algoperf check {source.folder}` again."
         ) from None
     except Exception as e:
-        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__)[-3:])
-        raise AlgoperfError(
-            f"importing {path} failed with {type(e).__name__}: {e}. Fix the import so the file "
-            f"loads on its own (`python {path}`).\n{tb}"
-        ) from None
+        raise AlgoperfError(_import_failure(source, path, e)) from None
+
+
+def _framework_mismatch(source: SubmissionSource, framework: str) -> str:
+    if source.is_algoperf:
+        return (
+            f"{source.file(framework)} is an AlgoPerf submission written for "
+            f"{', '.join(source.frameworks)} (from its imports); run it with "
+            f"framework={source.frameworks[0]}."
+        )
+    return (
+        f"submission {source.name!r} has no {framework} implementation "
+        f"({source.file(framework)} is missing; it has: {', '.join(source.frameworks) or 'none'})."
+        + (f" Use framework={source.frameworks[0]}." if source.frameworks else "")
+    )
+
+
+def _import_failure(source: SubmissionSource, path: Path, error: Exception) -> str:
+    """Why importing a submission failed, with a fix that works as written."""
+    tb = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-3:])
+    missing = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
+    from algoperf.compat.importer import MissingApiModule
+
+    if isinstance(error, MissingApiModule):
+        fix = "See the message above."
+    elif missing:
+        package = missing.split(".")[0]
+        fix = (
+            f"The package {package!r} is not installed in the harness's environment: install it "
+            f"with `{Path(sys.executable).parent / 'pip'} install {package}` (the PyPI name may "
+            "differ), or remove the import."
+        )
+    elif source.is_algoperf:
+        fix = f"Fix the import and run `algoperf check {path}` again."
+    else:
+        # -P: the file's folder is not put on sys.path, so a file named torch.py or jax.py
+        # does not shadow the package it is named after.
+        fix = f"Fix the import so the file loads on its own (`{Path(sys.executable).name} -P {path}`)."
+    return f"importing {path} failed with {type(error).__name__}: {error}. {fix}\n{tb}"
+
+
+def import_algoperf(source: SubmissionSource, framework: str) -> tuple[ModuleType, Any, list[str]]:
+    """An AlgoPerf submission's module, its description (in the framework given) and what the
+    harness did to import it."""
+    import dataclasses
+
+    from algoperf.compat import describe, import_algoperf_module
+
+    assert source.algoperf_entry is not None
+    try:
+        description = describe(source.algoperf_entry)
+    except AlgoperfError:
+        from algoperf.compat.detect import AlgoperfSource
+
+        description = AlgoperfSource(source.algoperf_entry, framework, False, "algoperf")
+    if description.framework != framework:
+        description = dataclasses.replace(description, framework=framework)
+    module, notices = import_algoperf_module(description, source.alias)
+    return module, description, notices
 
 
 def load_submission(source: SubmissionSource, framework: str) -> Submission:
-    """Import a submission and return it in its full form (plugins are adapted)."""
+    """Import a submission and return it in its full form (plugins and AlgoPerf submissions
+    are adapted)."""
     module = import_submission_file(source, framework)
     path = source.file(framework)
     problems = api_problems(module, framework)
     if problems:
         raise AlgoperfError(f"{path} is not a valid submission:\n  - " + "\n  - ".join(problems))
     is_plugin = hasattr(module, "make_optimizer")
-    if is_plugin:
+    compat = None
+    if source.is_algoperf:
+        from algoperf.compat.adapter import AlgoperfAdapter
+
+        _, description, notices = import_algoperf(source, framework)  # the module is cached
+        compat = AlgoperfAdapter(module, description, notices)
+        functions = {name: getattr(compat, name) for name in FULL_API}
+        functions["prepare_for_eval"] = (
+            compat.prepare_for_eval if hasattr(module, "prepare_for_eval") else None
+        )
+    elif is_plugin:
         from algoperf.frameworks import load_backend
 
         functions = load_backend(framework).plugin_to_full(module)
@@ -250,6 +364,7 @@ def load_submission(source: SubmissionSource, framework: str) -> Submission:
         data_selection=functions["data_selection"],
         prepare_for_eval=functions.get("prepare_for_eval"),
         is_plugin=is_plugin,
+        compat=compat,
     )
 
 

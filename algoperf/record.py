@@ -55,6 +55,8 @@ class TrialRecord:
     metric_name: str | None = None
     metric_higher_is_better: bool | None = None
     isolation: dict[str, Any] = field(default_factory=dict)  # what confined the worker
+    # What the harness did to run an AlgoPerf submission as it is (algoperf.compat), one line each.
+    adaptations: list[str] = field(default_factory=list)
     # ---- the outcome ---------------------------------------------------------------------------
     status: str = "failed"
     time_to_target_s: float | None = None
@@ -143,6 +145,7 @@ class StoredRecord(BaseModel):
     metric_name: str | None
     metric_higher_is_better: bool | None
     isolation: dict[str, Any]
+    adaptations: list[str] = []
     status: Literal[STATUSES]  # type: ignore[valid-type]
     time_to_target_s: Seconds | None
     steps_to_target: Count | None

@@ -266,6 +266,21 @@ def read_record(path: str | Path) -> dict[str, Any]:
     return {k: _float_or_special(v) for k, v in raw.items()}
 
 
+SUBMISSION_METRICS_NAME = "submission_metrics.csv"
+
+
+def append_submission_metrics(directory: Path, rows: list[tuple[int, str, float]]) -> None:
+    """Append (step, name, value) rows that a submission logged (informational, unsigned, never
+    scored) to the trial's submission_metrics.csv."""
+    path = Path(directory) / SUBMISSION_METRICS_NAME
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["step", "name", "value"])
+        writer.writerows(rows)
+
+
 class EvalLog:
     """Appends one row per eval to evals.csv, flushed at once so a crash keeps earlier rows."""
 

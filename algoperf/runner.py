@@ -41,7 +41,7 @@ from algoperf.provenance import software_versions
 from algoperf.record import TrialRecord, now_iso
 from algoperf.signing import key_path
 from algoperf.supervisor import Supervisor, TrialPlan, plan_confinement, release_confinement
-from algoperf.tuning import SearchSpace, derive_seed, trial_hparams
+from algoperf.tuning import derive_seed, load_search_space, trial_hparams
 from algoperf.watchdog import JobProcessDied
 
 if TYPE_CHECKING:
@@ -246,6 +246,10 @@ def plan_trial(cfg: RunConfig, resolved: Resolved, record: TrialRecord) -> Trial
         step_hint=int(cfg.step_hint) if cfg.step_hint else None,
         submission_name=source.name,
         submission_dir=snapshot,
+        submission_entry=(
+            str(source.algoperf_entry.relative_to(source.folder)) if source.algoperf_entry else None
+        ),
+        submission_folder_name=source.alias,
         hparams=record.hparams,
         seeds={
             "trial": record.seed,
@@ -268,7 +272,7 @@ def plan_trial(cfg: RunConfig, resolved: Resolved, record: TrialRecord) -> Trial
 
 
 def _hparams_of(cfg: RunConfig, resolved: Resolved) -> dict[str, Any]:
-    space = SearchSpace.from_yaml(resolved.source.search_space_path)
+    space = load_search_space(resolved.source.folder, cfg.search_space)
     return trial_hparams(space, cfg.ruleset.name, cfg.seed, cfg.study, cfg.trial, cfg.hparams)
 
 

@@ -150,6 +150,17 @@ def existing_folder(value: Any) -> str | None:
     return None
 
 
+def search_space_file(value: Any) -> str | None:
+    """An existing search space file, checked when the configuration is composed so that a
+    mistyped path stops a run or a sweep before anything starts."""
+    what = text(value)
+    if what:
+        return what
+    if Path(value).suffix not in (".yaml", ".yml", ".json"):
+        return "is not a .yaml, .yml or .json file"
+    return None if Path(value).is_file() else "is not an existing file"
+
+
 def results_folder(value: Any) -> str | None:
     """results_dir may be any folder but one whose trial folders would land somewhere harmful:
     an existing file, /, the home folder itself, the repository root or the harness's code."""
@@ -334,7 +345,7 @@ class RunConfig:
     FIXES: ClassVar[dict[str, str]] = {
         "workload": "give a registry name (see `algoperf list`), e.g. workload=fashion_mnist",
         "submission": "give a registry name or a submission folder, e.g. submission=adamw",
-        "framework": "give framework=torch or framework=jax",
+        "framework": "give framework=torch or framework=jax, or framework=null for the submission's own",
         "study": "give a non-negative integer, e.g. study=0",
         "trial": "give a non-negative integer, e.g. trial=0, or trial=null for the search space's defaults",
         "seed": "give a non-negative integer, e.g. seed=0",
@@ -344,6 +355,8 @@ class RunConfig:
         "root or the harness's code), e.g. results_dir=results",
         "data_dir": "give an existing folder, or data_dir=null",
         "hparams": "set one hyperparameter with hparams.NAME=VALUE",
+        "search_space": "give the path of a search_space.yaml or tuning_search_space.json, "
+        "or search_space=null for the submission's own",
         "max_submission_time_s": "give a finite positive number of seconds, e.g. max_submission_time_s=300, "
         "or null for the hardware profile's budget",
         "eval_every_steps": "give a positive integer, e.g. eval_every_steps=100, "
@@ -361,7 +374,7 @@ class RunConfig:
 
     workload: str = MISSING  # registry name
     submission: str = MISSING  # registry name or path
-    framework: str = "torch"
+    framework: str | None = None  # None: the submission's own framework (torch when it has both)
     study: int = 0
     trial: int | None = None  # None: the search space's defaults
     seed: int = 0  # the root seed: study, trial and data-order seeds derive from it
@@ -369,6 +382,7 @@ class RunConfig:
     results_dir: str = "results"
     data_dir: str | None = None
     hparams: dict[str, Any] = field(default_factory=dict)  # overrides of single values
+    search_space: str | None = None  # a search space file; None: the submission's own
     max_submission_time_s: float | None = None  # overrides the profile's budget
     eval_every_steps: int | None = None  # overrides the profile's eval schedule
     max_steps: int | None = None  # hard step cap (tests); reaching it ends as budget_exhausted
@@ -387,7 +401,7 @@ class RunConfig:
             {
                 "workload": plain_name,
                 "submission": text,
-                "framework": one_of(*FRAMEWORKS),
+                "framework": optional(one_of(*FRAMEWORKS)),
                 "study": non_negative_int,
                 "trial": optional(non_negative_int),
                 "seed": non_negative_int,
@@ -395,6 +409,7 @@ class RunConfig:
                 "results_dir": results_folder,
                 "data_dir": optional(existing_folder),
                 "hparams": mapping,
+                "search_space": optional(search_space_file),
                 "max_submission_time_s": optional(finite_positive),
                 "eval_every_steps": optional(positive_int),
                 "max_steps": optional(positive_int),
@@ -408,6 +423,12 @@ class RunConfig:
                 "logger": instance_of(LoggerConfig, "a logger"),
             },
         )
+        if self.framework is None:
+            # The submission's own framework: an AlgoPerf submission's from its imports, the
+            # only one a submission has, or torch for one with both.
+            from algoperf.plugins import find_submission
+
+            self.framework = find_submission(self.submission).default_framework
 
 
 # ---- a sweep --------------------------------------------------------------------------------------

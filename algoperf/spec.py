@@ -174,6 +174,7 @@ class Submission:
     data_selection: Any
     prepare_for_eval: Any | None
     is_plugin: bool
+    compat: Any | None = None  # algoperf.compat.adapter.AlgoperfAdapter for an AlgoPerf submission
 
 
 def signature_problem(fn: Any, expected: list[str]) -> str | None:

@@ -67,6 +67,8 @@ class TrialPlan:
     seeds: dict[str, int]  # trial, model, data, update
     threads: int
     ledger: Ledger
+    submission_entry: str | None = None  # an AlgoPerf submission's file, relative to its folder
+    submission_folder_name: str | None = None  # the folder's own name (AlgoPerf helper imports)
     stop_at_target: bool = True
     eval_test_every: bool = False  # evaluate the test split at every eval (else only at the end)
     confinement: Confinement = field(default_factory=lambda: Confinement([], []))
@@ -170,6 +172,7 @@ class Supervisor:
             self.record.error = str(report.get("error"))
             return "failed"
         self.record.compile_time_s = float(report.get("compile_time_s") or 0.0)
+        self._log_submission_metrics(report.get("submission_metrics"))
         self.train_loss_sum += float(report.get("train_loss_sum") or 0.0)
         self.train_loss_count += int(report.get("train_loss_count") or 0)
         status = report.get("status")
@@ -184,6 +187,24 @@ class Supervisor:
         if self.ledger.eval_due:
             return self._evaluate(final=False)
         return None
+
+    def _log_submission_metrics(self, metrics: Any) -> None:
+        """What the submission logged through `workload.metrics_logger` (AlgoPerf submissions),
+        kept beside evals.csv; informational, never scored. Malformed entries are dropped."""
+        rows = []
+        for entry in metrics if isinstance(metrics, list) else []:
+            if not (isinstance(entry, list | tuple) and len(entry) == 2 and isinstance(entry[1], dict)):
+                continue
+            step, values = entry
+            if not isinstance(step, int) or isinstance(step, bool):
+                continue
+            rows += [
+                (step, str(name)[:100], float(value))
+                for name, value in values.items()
+                if isinstance(value, int | float) and not isinstance(value, bool)
+            ]
+        if rows:
+            store.append_submission_metrics(self.log.path.parent, rows)
 
     # ---- the worker -------------------------------------------------------------------------
     def _start_worker(self) -> None:
@@ -242,6 +263,10 @@ class Supervisor:
             "num_train_examples": workload.num_train_examples,
             "submission": plan.submission_name,
             "submission_dir": str(plan.submission_dir),
+            "submission_entry": plan.submission_entry,
+            "submission_folder_name": plan.submission_folder_name,
+            "budget_s": self.ledger.budget_s,
+            "eval_period_s": None if self.ledger.eval_every_steps else self.ledger.eval_period_s,
             "hparams": plan.hparams,
             "seeds": plan.seeds,
             "threads": plan.threads,
@@ -255,6 +280,7 @@ class Supervisor:
             self.record.error = str(ready.get("error"))
             raise _SetupFailed
         self.record.batch_size = int(ready["batch_size"])
+        self.record.adaptations = [str(line) for line in ready.get("adaptations") or []]
         self.record.isolation = {**self.record.isolation, **dict(ready.get("isolation") or {})}
         self.group.freeze()
         self._check_group()
@@ -263,7 +289,12 @@ class Supervisor:
     def _timed_interval(self) -> dict[str, Any]:
         """Let the worker run to its next report; credit the interval on the supervisor's clock."""
         self.control.clear_stop()
-        message = {"type": "run", "until_step": self.ledger.stop_step(), "eval_result": self.last_eval}
+        message = {
+            "type": "run",
+            "until_step": self.ledger.stop_step(),
+            "eval_result": self.last_eval,
+            "submission_time_s": self.ledger.submission_time_s,
+        }
         start = self.ledger.clock()  # before the thaw: everything after it is the submission's
         self.group.thaw()
         self.channel.send(message)

@@ -42,7 +42,7 @@ from algoperf.errors import AlgoperfError
 from algoperf.hardware import workload_settings
 from algoperf.plugins import find_submission, list_workloads, workload_class
 from algoperf.schema import Ruleset, RunConfig, SweepConfig
-from algoperf.tuning import check_sweep_overrides
+from algoperf.tuning import check_sweep_overrides, load_search_space
 from algoperf.watchdog import (
     SWEEP_JOB_ENV,
     SWEEP_PID_ENV,
@@ -131,7 +131,7 @@ def run_sweep_cli(args: list[str]) -> int:
                 )
     del registry
     sources = {name: find_submission(name) for name in sweep.submissions}
-    check_sweep_overrides(sources, cfg.hparams)  # every submission's search space
+    check_sweep_overrides(sources, cfg.hparams, cfg.search_space)  # every submission's search space
     for name, source in sources.items():
         missing = [fw for fw in sweep.frameworks if fw not in source.frameworks]
         if missing:
@@ -169,54 +169,52 @@ def run_sweep_cli(args: list[str]) -> int:
         print(f"new_sweep=true: this sweep is named {sweep_name!r}", flush=True)
     # Before anything runs: a re-run must ask for the settings the sweep was started with.
     check_sweep_settings(results_dir / sweep_name, cfg, sweep.workloads, sweep.frameworks)
-    planned = []
-    for submission, workload, framework, study, trial in itertools.product(
-        sweep.submissions, sweep.workloads, sweep.frameworks, range(num_studies), range(num_trials)
-    ):
-        name = sources[submission].name
-        key = store.TrialKey(sweep_name, name, workload, framework, study, trial)
-        directory = store.trial_dir(results_dir, key)
-        planned.append(
-            PlannedTrial(
-                submission=name,
-                workload=workload,
-                framework=framework,
-                study=study,
-                trial=trial,
-                directory=directory,
-            )
-        )
+    counts = trials_per_submission(sources, cfg, num_trials)
+    planned = plan_trials(sweep_name, results_dir, sweep, sources, num_studies, counts)
     expected = [trial.directory for trial in planned]
+    per_study = sorted(set(counts.values()))
+    trials_text = (
+        f"{per_study[0]} trials"
+        if len(per_study) == 1
+        else f"{per_study[0]}-{per_study[-1]} trials (per submission)"
+    )
     print(
         f"sweep {sweep_name!r}: {len(sweep.submissions)} submission(s) x {len(sweep.workloads)} "
         f"workload(s) x {len(sweep.frameworks)} framework(s) x {num_studies} studies x "
-        f"{num_trials} trials = {len(expected)} trials "
+        f"{trials_text} = {len(expected)} trials "
         f"({sum(store.is_complete(d) for d in expected)} already complete); "
         f"{n_jobs} in parallel, {threads} thread(s) each; results in {results_dir / sweep_name}",
         flush=True,
     )
-    hydra_args = [
-        "--multirun",
-        f"submission={','.join(sweep.submissions)}",
-        f"workload={','.join(sweep.workloads)}",
-        f"framework={','.join(sweep.frameworks)}",
-        f"study={','.join(str(i) for i in range(num_studies))}",
-        f"trial={','.join(str(i) for i in range(num_trials))}",
-        *trial_overrides,
-        *launcher_overrides,
-        f"hydra.sweep.dir={results_dir / sweep_name / '.hydra'}",
-        "hydra.sweep.subdir=${hydra.job.num}",
-        "hydra/job_logging=disabled",
-        "hydra/hydra_logging=disabled",
-        *searchpath_override(),
-    ]
+    # A multirun is a product of its lists: submissions with fewer trials per study (a list of
+    # fixed points) are launched in a multirun of their own, one after the other.
+    groups: dict[int, list[str]] = {}
+    for submission in sweep.submissions:
+        groups.setdefault(counts[submission], []).append(submission)
     monitor = ProgressMonitor(expected, n_jobs)
     monitor.start()
     # Job processes (launcher workers) find the sweep's main process by this, to die with it.
     previous_pid = os.environ.get(SWEEP_PID_ENV)
     os.environ[SWEEP_PID_ENV] = str(os.getpid())
     try:
-        launch_until_done(hydra_args, planned, cfg)
+        for count, submissions in groups.items():
+            names = {sources[s].name for s in submissions}
+            hydra_args = [
+                "--multirun",
+                f"submission={','.join(submissions)}",
+                f"workload={','.join(sweep.workloads)}",
+                f"framework={','.join(sweep.frameworks)}",
+                f"study={','.join(str(i) for i in range(num_studies))}",
+                f"trial={','.join(str(i) for i in range(count))}",
+                *trial_overrides,
+                *launcher_overrides,
+                f"hydra.sweep.dir={results_dir / sweep_name / '.hydra'}",
+                "hydra.sweep.subdir=${hydra.job.num}",
+                "hydra/job_logging=disabled",
+                "hydra/hydra_logging=disabled",
+                *searchpath_override(),
+            ]
+            launch_until_done(hydra_args, [t for t in planned if t.submission in names], cfg)
     finally:
         monitor.stop()
         if previous_pid is None:
@@ -234,6 +232,56 @@ class PlannedTrial:
     study: int
     trial: int
     directory: Path
+
+
+def trials_per_submission(sources: dict[str, Any], cfg: RunConfig, num_trials: int) -> dict[str, int]:
+    """Trials per study of each submission (`sources`: name as given -> SubmissionSource):
+    num_trials, except under ruleset external for a search space that lists fewer fixed points
+    than that, which runs one trial per point (AlgoPerf truncates its list the same way)."""
+    counts = {}
+    for given, source in sources.items():
+        count = num_trials
+        if not cfg.ruleset.self_tuning:
+            points = load_search_space(source.folder, cfg.search_space).max_trials
+            if points is not None and points < num_trials:
+                print(
+                    f"submission {source.name} lists {points} points; num_trials={num_trials} "
+                    f"runs {points} trials per study",
+                    flush=True,
+                )
+                count = points
+        counts[given] = count
+    return counts
+
+
+def plan_trials(
+    sweep_name: str,
+    results_dir: Path,
+    sweep: SweepConfig,
+    sources: dict[str, Any],
+    num_studies: int,
+    counts: dict[str, int],
+) -> list[PlannedTrial]:
+    """Every trial of the sweep with its folder: each submission's `counts[submission]` trials in
+    each of num_studies studies, on every workload and framework."""
+    planned = []
+    for submission in sweep.submissions:
+        name = sources[submission].name
+        for workload, framework, study, trial in itertools.product(
+            sweep.workloads, sweep.frameworks, range(num_studies), range(counts[submission])
+        ):
+            key = store.TrialKey(sweep_name, name, workload, framework, study, trial)
+            planned.append(
+                PlannedTrial(
+                    submission=name,
+                    workload=workload,
+                    framework=framework,
+                    study=study,
+                    trial=trial,
+                    directory=store.trial_dir(results_dir, key),
+                )
+            )
+    return planned
 
 
 # ---- relaunching after a launcher worker died ----------------------------------------------------
@@ -401,6 +449,8 @@ def check_sweep_settings(folder: Path, cfg: RunConfig, workloads: list[str], fra
         f"{key}: recorded {_shown(recorded_settings, key)}, requested {_shown(wanted, key)}"
         for key in sorted(set(recorded_settings) | set(wanted))
         if recorded_settings.get(key, _UNSET) != wanted.get(key, _UNSET)
+        # a key added to the schema after the sweep started, at its null default, asks for nothing new
+        and not (key not in recorded_settings and wanted.get(key) is None)
     ]
     for pair, settings in requested["workloads"].items():
         old = recorded_workloads.get(pair)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from algoperf.compat.workload import TrialTimes
 from algoperf.frameworks import load_backend
 from algoperf.ipc import Channel, ControlFlags, SharedBlock, layout_bytes, layout_from_json
 from algoperf.rules import RuleViolation, WorkloadView
@@ -44,6 +45,13 @@ class Worker:
         self.params, self.model_state = self.workload.init_model_fn(int(setup["seeds"]["model"]))
         self.views = self._bind_state(setup)
         self.submission = _load_submission(setup)
+        self.view = WorkloadView(self.workload)
+        self.compat = self.submission.compat  # an AlgoPerf submission's adapter, else None
+        if self.compat is not None:
+            self.compat.configure(
+                self.view,
+                TrialTimes(float(setup["budget_s"]), _optional_float(setup.get("eval_period_s"))),
+            )
         self.batch_size = int(
             (
                 self.submission.get_batch_size(self.workload.full_name)
@@ -55,7 +63,6 @@ class Worker:
         train = self.workload.to_device(self._own_copy_of_train(setup))
         self.input_queue = self.workload.train_batches(train, self.batch_size, int(setup["seeds"]["data"]))
         self.hyperparameters = Hyperparameters(setup["hparams"])
-        self.view = WorkloadView(self.workload)
         self.update_seed = int(setup["seeds"]["update"])
         self.optimizer_state = self.submission.init_optimizer_state(
             workload=self.view,
@@ -103,11 +110,15 @@ class Worker:
         return views
 
     # ---- one timed interval ------------------------------------------------------------------
-    def run(self, until_step: int | None, eval_result: dict[str, Any] | None) -> dict[str, Any]:
+    def run(
+        self, until_step: int | None, eval_result: dict[str, Any] | None, submission_time_s: float = 0.0
+    ) -> dict[str, Any]:
         """Train until `until_step`, the supervisor's stop flag, the end of training or an error;
         then (for an eval) `prepare_for_eval` and hand the state over. All of it is timed."""
         if eval_result is not None:
             self.eval_results.append((int(eval_result["step"]), dict(eval_result["metrics"])))
+        if self.compat is not None:
+            self.compat.interval_started(submission_time_s)
         status, loss_sum, loss_count = None, 0.0, 0
         try:
             while True:
@@ -187,6 +198,8 @@ class Worker:
     def _report(self, status: str | None, **fields: Any) -> dict[str, Any]:
         self.reports += 1
         self.last_report_step = self.global_step
+        if self.compat is not None:
+            fields["submission_metrics"] = [[step, values] for step, values in self.compat.drain_metrics()]
         return {
             "type": "report",
             "step": self.global_step,
@@ -196,12 +209,25 @@ class Worker:
         }
 
     def serve(self) -> None:
-        self.channel.send({"type": "ready", "batch_size": self.batch_size, "isolation": self.isolation})
+        self.channel.send(
+            {
+                "type": "ready",
+                "batch_size": self.batch_size,
+                "isolation": self.isolation,
+                "adaptations": list(self.compat.notices) if self.compat is not None else [],
+            }
+        )
         while True:
             message, _ = self.channel.recv()
             if message["type"] != "run":
                 return
-            self.channel.send(self.run(message.get("until_step"), message.get("eval_result")))
+            self.channel.send(
+                self.run(
+                    message.get("until_step"),
+                    message.get("eval_result"),
+                    float(message.get("submission_time_s") or 0.0),
+                )
+            )
 
 
 def _submission_workload(setup: dict[str, Any]) -> Any:
@@ -221,8 +247,19 @@ def _submission_workload(setup: dict[str, Any]) -> Any:
 def _load_submission(setup: dict[str, Any]) -> Any:
     from algoperf.plugins import SubmissionSource, load_submission
 
-    source = SubmissionSource(setup["submission"], Path(setup["submission_dir"]))
+    folder = Path(setup["submission_dir"])
+    entry = setup.get("submission_entry")
+    source = SubmissionSource(
+        setup["submission"],
+        folder,
+        algoperf_entry=folder / entry if entry else None,
+        folder_name=setup.get("submission_folder_name"),
+    )
     return load_submission(source, setup["framework"])
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def main(argv: list[str]) -> int:
