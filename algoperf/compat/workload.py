@@ -98,6 +98,13 @@ class AlgoperfWorkload:
         object.__setattr__(self, "metrics_logger", MetricsLogger())
         object.__setattr__(self, "_param_shapes", None)
         object.__setattr__(self, "_param_types", None)
+        object.__setattr__(self, "_default_dropout_rate", None)
+
+    def use_dropout_rate(self, rate: float) -> None:
+        """The rate for forward passes that pass none: AlgoPerf's runner built the model with
+        the hyperparameters' `dropout_rate` (v0.5), so a submission of that era never passes
+        one to model_fn."""
+        object.__setattr__(self, "_default_dropout_rate", float(rate))
 
     def bind_params(self, params: Any) -> None:
         """Lay out `param_shapes` and `model_params_types` as AlgoPerf does: dicts keyed like
@@ -154,6 +161,8 @@ class AlgoperfWorkload:
     ) -> tuple[Any, Any]:
         """AlgoPerf's model_fn; `dropout_rate` is honoured where the model has dropout."""
         del use_running_average_bn  # no model of the harness keeps batch statistics
+        if dropout_rate is None:
+            dropout_rate = self._default_dropout_rate
         extra = {} if dropout_rate is None else {"dropout_rate": dropout_rate}
         batch, mode = augmented_and_preprocessed_input_batch, harness_mode(mode)
         return self._view.model_fn(params, batch, model_state, mode, rng, update_batch_norm, **extra)

@@ -8,12 +8,19 @@ the same distribution. Inputs arrive NCHW (the shared pipeline) and are made NHW
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from algoperf.frameworks.jax import TORCH_DEFAULT_KERNEL, TORCH_NORM_EPS, JaxWorkload, torch_default_bias
+from algoperf.frameworks.jax import (
+    TORCH_DEFAULT_KERNEL,
+    TORCH_NORM_EPS,
+    JaxWorkload,
+    dropout,
+    torch_default_bias,
+)
 
 from .workload import FashionMnistGeluWorkload, FashionMnistWorkload
 
@@ -83,22 +90,24 @@ class Features(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """stem -> [residual block -> strided conv] per stage -> global average pool -> linear."""
+    """stem -> [residual block -> strided conv] per stage -> global average pool -> dropout
+    (training only, at the call's `dropout_rate`) -> linear."""
 
     channels: tuple[int, ...]
     num_classes: int
     activation: str
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, dropout_rate: Any = 0.0) -> jax.Array:
         x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC
         x = Features(self.channels, self.activation, name="features")(x)
+        pooled = dropout(self, x.mean(axis=(1, 2)), dropout_rate, train)
         return nn.Dense(
             self.num_classes,
             kernel_init=TORCH_DEFAULT_KERNEL,
             bias_init=torch_default_bias(self.channels[-1]),
             name="head",
-        )(x.mean(axis=(1, 2)))
+        )(pooled)
 
 
 class FashionMnistJaxWorkload(FashionMnistWorkload, JaxWorkload):

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from algoperf.frameworks.torch import TorchWorkload
+from algoperf.frameworks.torch.workload import dropout
 
 from .workload import FashionMnistGeluWorkload, FashionMnistWorkload
 
@@ -34,7 +35,8 @@ class ResidualBlock(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """stem -> [residual block -> strided conv] per stage -> global average pool -> linear."""
+    """stem -> [residual block -> strided conv] per stage -> global average pool -> dropout
+    (training only, at the call's `dropout_rate`) -> linear."""
 
     def __init__(self, channels: tuple[int, ...], num_classes: int, activation: str):
         super().__init__()
@@ -46,8 +48,9 @@ class SmallResNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(channels[-1], num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))
+    def forward(self, x: torch.Tensor, dropout_rate: float = 0.0) -> torch.Tensor:
+        pooled = self.features(x).mean(dim=(2, 3))
+        return self.head(dropout(pooled, dropout_rate, self.training))
 
 
 class FashionMnistTorchWorkload(FashionMnistWorkload, TorchWorkload):

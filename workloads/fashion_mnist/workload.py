@@ -110,6 +110,8 @@ class FashionMnistWorkload(Workload):
     eval_batch_size = 250
     num_classes = 10
     activation = "relu"
+    # model_fn(..., dropout_rate=p): dropout on the pooled features before the linear head.
+    supports_dropout = True
     sizes = {
         # channels per stage; the small size trains to ~90% in about a minute on 2 cores.
         "small": WorkloadSize(target=0.87, step_hint=800, options={"channels": (16, 32, 64)}),

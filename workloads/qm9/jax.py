@@ -5,6 +5,10 @@ summed at the destination; MLP update) -> LayerNorm -> sum (or mean) over the gr
 -> MLP head -> the standardised HOMO-LUMO gap. Graphs arrive padded to 9 nodes and 26 edges,
 so every batch has static shapes; masks drop the padding.
 
+Dropout (training only, at the `dropout_rate` the model is called with), where AlgoPerf's OGBG
+network has it: after the hidden activation of each layer's MLP update, and on the pooled graph
+vector before the head.
+
 Module names mirror the torch model's (`layers.0.edge_encoder`, `head.2`), and modules are
 called in the order torch's __init__ creates them, so parameter names and order match its
 `named_parameters()`; initialisers reproduce torch's defaults.
@@ -21,6 +25,7 @@ import jax.numpy as jnp
 from algoperf.frameworks.jax import (
     TORCH_DEFAULT_KERNEL,
     JaxWorkload,
+    dropout,
     torch_default_bias,
     torch_layer_norm,
 )
@@ -48,7 +53,8 @@ def linear(features: int, fan_in: int, name: str, zero: bool = False) -> nn.Dens
 
 
 class Mlp(nn.Module):
-    """torch's Sequential(Linear(0), ReLU(1), Linear(2)); the last Linear optionally zero."""
+    """torch's Sequential(Linear(0), ReLU(1), Linear(2)); the last Linear optionally zero; the
+    hidden activation optionally through dropout."""
 
     hidden: int
     out: int
@@ -56,13 +62,15 @@ class Mlp(nn.Module):
     zero_last: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, dropout_rate: Any = 0.0) -> jax.Array:
         x = jax.nn.relu(linear(self.hidden, self.fan_in, "0")(x))
+        x = dropout(self, x, dropout_rate, train)
         return linear(self.out, self.hidden, "2", zero=self.zero_last)(x)
 
 
 class GINELayer(nn.Module):
-    """h <- h + MLP(x + sum_{edges j->i} ReLU(x_j + W_e e_ji)), with x = LayerNorm(h)."""
+    """h <- h + MLP(x + sum_{edges j->i} ReLU(x_j + W_e e_ji)), with x = LayerNorm(h); the MLP's
+    hidden activation goes through dropout."""
 
     hidden: int
 
@@ -74,12 +82,15 @@ class GINELayer(nn.Module):
         dst: jax.Array,
         edge_features: jax.Array,
         edge_mask: jax.Array,
+        train: bool = False,
+        dropout_rate: Any = 0.0,
     ) -> jax.Array:
         x = torch_layer_norm("norm")(h)
         edges = linear(self.hidden, EDGE_FEATURES, "edge_encoder")(edge_features)
         messages = jax.nn.relu(x[src] + edges) * edge_mask[:, None]
         aggregated = jax.ops.segment_sum(messages, dst, num_segments=x.shape[0])
-        return h + Mlp(2 * self.hidden, self.hidden, self.hidden, name="mlp")(x + aggregated)
+        mlp = Mlp(2 * self.hidden, self.hidden, self.hidden, name="mlp")
+        return h + mlp(x + aggregated, train, dropout_rate)
 
 
 class Layers(nn.Module):
@@ -89,9 +100,11 @@ class Layers(nn.Module):
     num_layers: int
 
     @nn.compact
-    def __call__(self, h: jax.Array, *graph: jax.Array) -> jax.Array:
+    def __call__(
+        self, h: jax.Array, *graph: jax.Array, train: bool = False, dropout_rate: Any = 0.0
+    ) -> jax.Array:
         for i in range(self.num_layers):
-            h = GINELayer(self.hidden, name=str(i))(h, *graph)
+            h = GINELayer(self.hidden, name=str(i))(h, *graph, train, dropout_rate)
         return h
 
 
@@ -102,7 +115,7 @@ class GINE(nn.Module):
     dtype: Any = jnp.float32  # compute dtype of the graph arrays (bfloat16: mixed precision)
 
     @nn.compact
-    def __call__(self, batch: Batch, train: bool = False) -> jax.Array:
+    def __call__(self, batch: Batch, train: bool = False, dropout_rate: Any = 0.0) -> jax.Array:
         """A batch of padded graphs -> (B,) predictions of the standardised target."""
         node_features, node_mask = batch["inputs"], batch["node_mask"]
         num_graphs = node_features.shape[0]
@@ -116,7 +129,8 @@ class GINE(nn.Module):
 
         nodes = node_features.reshape(num_graphs * MAX_NODES, -1).astype(self.dtype)
         h = linear(self.hidden, NODE_FEATURES, "node_encoder")(nodes)
-        h = Layers(self.hidden, self.num_layers, name="layers")(h, src, dst, edge_features, edge_mask)
+        layers = Layers(self.hidden, self.num_layers, name="layers")
+        h = layers(h, src, dst, edge_features, edge_mask, train=train, dropout_rate=dropout_rate)
         h = torch_layer_norm("norm_final")(h).reshape(num_graphs, MAX_NODES, -1)
         mask = node_mask.astype(self.dtype)[..., None]
         pooled = (h * mask).sum(axis=1)
@@ -124,7 +138,7 @@ class GINE(nn.Module):
             pooled = pooled / jnp.maximum(mask.sum(axis=1), 1.0)
         # The last layer starts at zero: predict the train mean first (see torch.py).
         head = Mlp(self.hidden, 1, self.hidden, zero_last=True, name="head")
-        return head(pooled).squeeze(-1)
+        return head(dropout(self, pooled, dropout_rate, train)).squeeze(-1)
 
 
 class Qm9JaxWorkload(Qm9Workload, JaxWorkload):

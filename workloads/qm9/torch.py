@@ -4,6 +4,10 @@ node encoder -> N residual layers (pre-norm LayerNorm; message = ReLU(h_src + ed
 summed at the destination; MLP update) -> LayerNorm -> sum (or mean) over the graph's real nodes
 -> MLP head -> the standardised HOMO-LUMO gap. Graphs arrive padded to 9 nodes and 26 edges,
 so every batch has static shapes; masks drop the padding.
+
+Dropout (training only, at the `dropout_rate` the model is called with), where AlgoPerf's OGBG
+network has it: after the hidden activation of each layer's MLP update, and on the pooled graph
+vector before the head.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from algoperf.frameworks.torch import TorchWorkload
+from algoperf.frameworks.torch.workload import dropout
 from algoperf.spec import Batch
 
 from .workload import (
@@ -25,7 +30,8 @@ from .workload import (
 
 
 class GINELayer(nn.Module):
-    """h <- h + MLP(x + sum_{edges j->i} ReLU(x_j + W_e e_ji)), with x = LayerNorm(h)."""
+    """h <- h + MLP(x + sum_{edges j->i} ReLU(x_j + W_e e_ji)), with x = LayerNorm(h); the MLP's
+    hidden activation goes through dropout."""
 
     def __init__(self, hidden: int):
         super().__init__()
@@ -40,11 +46,13 @@ class GINELayer(nn.Module):
         dst: torch.Tensor,
         edge_features: torch.Tensor,
         edge_mask: torch.Tensor,
+        dropout_rate: float = 0.0,
     ) -> torch.Tensor:
         x = self.norm(h)
         messages = F.relu(x[src] + self.edge_encoder(edge_features)) * edge_mask[:, None]
         aggregated = torch.zeros_like(x).index_add_(0, dst, messages)
-        return h + self.mlp(x + aggregated)
+        hidden = self.mlp[1](self.mlp[0](x + aggregated))
+        return h + self.mlp[2](dropout(hidden, dropout_rate, self.training))
 
 
 class GINE(nn.Module):
@@ -60,7 +68,7 @@ class GINE(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    def forward(self, batch: Batch, dropout_rate: float = 0.0) -> torch.Tensor:
         """A batch of padded graphs -> (B,) predictions of the standardised target."""
         node_features, node_mask = batch["inputs"], batch["node_mask"]
         num_graphs = node_features.shape[0]
@@ -74,13 +82,13 @@ class GINE(nn.Module):
 
         h = self.node_encoder(node_features.reshape(num_graphs * MAX_NODES, -1).float())
         for layer in self.layers:
-            h = layer(h, src, dst, edge_features, edge_mask)
+            h = layer(h, src, dst, edge_features, edge_mask, dropout_rate)
         h = self.norm_final(h).reshape(num_graphs, MAX_NODES, -1)
         mask = node_mask.float()[..., None]
         pooled = (h * mask).sum(dim=1)
         if self.readout == "mean":
             pooled = pooled / mask.sum(dim=1).clamp(min=1.0)
-        return self.head(pooled).squeeze(-1)
+        return self.head(dropout(pooled, dropout_rate, self.training)).squeeze(-1)
 
 
 class Qm9TorchWorkload(Qm9Workload, TorchWorkload):

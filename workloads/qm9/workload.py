@@ -403,6 +403,9 @@ class Qm9Workload(Workload):
     default_batch_size = 128
     eval_batch_size = 1000
     readout = "sum"
+    # model_fn(..., dropout_rate=p): dropout after the hidden activation of each layer's MLP
+    # update and on the pooled graph vector before the head (as AlgoPerf's OGBG network).
+    supports_dropout = True
     max_molecules: int | None = None  # the first N molecules only (tests); None = all of QM9
     sizes = {
         "small": WorkloadSize(target=0.21, step_hint=3000, options={"hidden": 64, "num_layers": 3}),

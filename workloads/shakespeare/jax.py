@@ -4,6 +4,9 @@ token + learned position embeddings -> N blocks (causal self-attention with sepa
 out projections, then a GELU MLP; pre-norm LayerNorm, or post-norm in the variant) -> LayerNorm
 (pre-norm only) -> untied linear head over the 84 characters.
 
+Dropout (training only, at the `dropout_rate` the model is called with): on the embedding sum,
+and on each residual branch (attention output, MLP output) before its add, as in torch.py.
+
 Module names mirror the torch model's (`blocks.0.attn.q`, `head`), so parameter names match its
 `named_parameters()`; the initialisation is torch.py's GPT-2 style one.
 """
@@ -12,12 +15,13 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from algoperf.frameworks.jax import JaxWorkload, torch_layer_norm
+from algoperf.frameworks.jax import JaxWorkload, dropout, torch_layer_norm
 
 from .workload import ShakespearePostNormWorkload, ShakespeareWorkload
 
@@ -76,15 +80,19 @@ class Block(nn.Module):
     out_std: float
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, dropout_rate: Any = 0.0) -> jax.Array:
         attn = CausalSelfAttention(self.d_model, self.num_heads, self.out_std, name="attn")
         mlp = MLP(self.d_model, self.activation, self.out_std, name="mlp")
         norm_attn, norm_mlp = torch_layer_norm("norm_attn"), torch_layer_norm("norm_mlp")
+
+        def drop(branch: jax.Array) -> jax.Array:
+            return dropout(self, branch, dropout_rate, train)
+
         if self.pre_norm:
-            x = x + attn(norm_attn(x))
-            return x + mlp(norm_mlp(x))
-        x = norm_attn(x + attn(x))
-        return norm_mlp(x + mlp(x))
+            x = x + drop(attn(norm_attn(x)))
+            return x + drop(mlp(norm_mlp(x)))
+        x = norm_attn(x + drop(attn(x)))
+        return norm_mlp(x + drop(mlp(x)))
 
 
 class CharTransformer(nn.Module):
@@ -97,20 +105,21 @@ class CharTransformer(nn.Module):
     activation: str = "gelu"
 
     @nn.compact
-    def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(self, tokens: jax.Array, train: bool = False, dropout_rate: Any = 0.0) -> jax.Array:
         """(B, T) token ids -> (B, T, vocab_size) logits for the next character."""
         embed = functools.partial(
             nn.Embed, features=self.d_model, embedding_init=nn.initializers.normal(INIT_STD)
         )
         x = embed(self.vocab_size, name="token_embedding")(tokens.astype(jnp.int32))
         x = x + embed(self.context, name="position_embedding")(jnp.arange(tokens.shape[1]))
+        x = dropout(self, x, dropout_rate, train)
         # GPT-2: residual projections scaled by 1/sqrt(2 layers), as in torch.py.
         out_std = INIT_STD / math.sqrt(2 * self.num_layers)
         for i in range(self.num_layers):
             block = Block(
                 self.d_model, self.num_heads, self.pre_norm, self.activation, out_std, name=f"blocks.{i}"
             )
-            x = block(x)
+            x = block(x, train, dropout_rate)
         if self.pre_norm:  # post-norm blocks already end in a LayerNorm
             x = torch_layer_norm("norm_final")(x)
         return dense(self.vocab_size, "head")(x)

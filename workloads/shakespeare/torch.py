@@ -3,6 +3,9 @@
 token + learned position embeddings -> N blocks (causal self-attention with separate q, k, v,
 out projections, then a GELU MLP; pre-norm LayerNorm, or post-norm in the variant) -> LayerNorm
 (pre-norm only) -> untied linear head over the 84 characters.
+
+Dropout (training only, at the `dropout_rate` the forward pass is called with): on the
+embedding sum, and on each residual branch (attention output, MLP output) before its add.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from algoperf.frameworks.torch import TorchWorkload
+from algoperf.frameworks.torch.workload import dropout
 
 from .workload import ShakespearePostNormWorkload, ShakespeareWorkload
 
@@ -61,12 +65,15 @@ class Block(nn.Module):
         self.norm_mlp = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, activation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dropout_rate: float = 0.0) -> torch.Tensor:
+        def drop(branch: torch.Tensor) -> torch.Tensor:
+            return dropout(branch, dropout_rate, self.training)
+
         if self.pre_norm:
-            x = x + self.attn(self.norm_attn(x))
-            return x + self.mlp(self.norm_mlp(x))
-        x = self.norm_attn(x + self.attn(x))
-        return self.norm_mlp(x + self.mlp(x))
+            x = x + drop(self.attn(self.norm_attn(x)))
+            return x + drop(self.mlp(self.norm_mlp(x)))
+        x = self.norm_attn(x + drop(self.attn(x)))
+        return self.norm_mlp(x + drop(self.mlp(x)))
 
 
 class CharTransformer(nn.Module):
@@ -103,12 +110,13 @@ class CharTransformer(nn.Module):
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, dropout_rate: float = 0.0) -> torch.Tensor:
         """(B, T) token ids -> (B, T, vocab_size) logits for the next character."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.token_embedding(tokens.long()) + self.position_embedding(positions)
+        x = dropout(x, dropout_rate, self.training)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, dropout_rate)
         return self.head(self.norm_final(x))
 
 

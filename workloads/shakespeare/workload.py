@@ -200,6 +200,9 @@ class ShakespeareWorkload(Workload):
     vocab_size = VOCAB_SIZE
     pre_norm = True
     activation = "gelu"
+    # model_fn(..., dropout_rate=p): dropout on the embedding sum and on each residual branch
+    # (attention output, MLP output) before its add.
+    supports_dropout = True
     sizes = {
         "small": WorkloadSize(
             target=1.89,

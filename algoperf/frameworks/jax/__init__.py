@@ -11,6 +11,7 @@ from __future__ import annotations
 from algoperf.frameworks.backend import ModuleBackend
 from algoperf.frameworks.jax import runtime, state
 from algoperf.frameworks.jax.compile_ledger import compile_count
+from algoperf.frameworks.jax.dropout import dropout
 from algoperf.frameworks.jax.naming import flatten_params, param_shapes, unflatten_params
 from algoperf.frameworks.jax.plugin import make_train_step, plugin_to_full
 from algoperf.frameworks.jax.schedules import warmup_cosine
@@ -30,6 +31,7 @@ __all__ = [
     "TORCH_NORM_EPS",
     "JaxWorkload",
     "compile_count",
+    "dropout",
     "flatten_params",
     "make_train_step",
     "param_shapes",

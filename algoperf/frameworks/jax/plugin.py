@@ -22,13 +22,22 @@ def make_train_step(
     tx: optax.GradientTransformation,
     label_smoothing: float = 0.0,
     grad_clip_norm: float | None = None,
+    dropout_rate: float | None = None,
 ) -> Callable[..., tuple[Any, Any, Any, jax.Array]]:
     """The standard step, compiled once: (params, opt_state, model_state, batch, rng) ->
-    (params, opt_state, model_state, mean loss). params and opt_state buffers are donated."""
+    (params, opt_state, model_state, mean loss). params and opt_state buffers are donated.
+    `dropout_rate` (None: the workload's default) is fixed for the step's lifetime; the
+    dropout masks are drawn from `rng`."""
 
     def mean_loss(params, model_state, batch, rng):
         outputs, new_model_state = workload.model_fn(
-            params, batch, model_state, ForwardPassMode.TRAIN, rng, update_batch_norm=True
+            params,
+            batch,
+            model_state,
+            ForwardPassMode.TRAIN,
+            rng,
+            update_batch_norm=True,
+            dropout_rate=dropout_rate,
         )
         loss = workload.loss_fn(batch["targets"], outputs, batch.get("weights"), label_smoothing)
         return loss["summed"] / loss["n_valid_examples"], new_model_state
@@ -51,9 +60,11 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
     """Wrap a plugin's `make_optimizer(hparams, workload) -> optax.GradientTransformation` as the
     full API functions.
 
-    The standard step (`make_train_step`): forward in train mode, mean loss over valid examples
-    (with the hyperparameter `label_smoothing` if the search space has one), gradient, optional
-    global gradient clipping (`grad_clip_norm`), `tx.update`, `optax.apply_updates`.
+    The standard step (`make_train_step`): forward in train mode (with the hyperparameter
+    `dropout_rate` if the search space has one, fixed per trial so it is compiled in), mean loss
+    over valid examples (with the hyperparameter `label_smoothing` if the search space has one),
+    gradient, optional global gradient clipping (`grad_clip_norm`), `tx.update`,
+    `optax.apply_updates`.
     optimizer_state = {"opt_state", "last_loss" (device scalar), "train_step" (compiled)}.
     """
     make_optimizer = module.make_optimizer
@@ -68,11 +79,13 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
         # committed to the device like the step's outputs, so step 2 does not compile again.
         opt_state = jax.device_put(jax.tree.map(jnp.copy, tx.init(model_params)), device())
         clip = hparam(hyperparameters, "grad_clip_norm", None)
+        dropout_rate = hparam(hyperparameters, "dropout_rate", None)
         train_step = make_train_step(
             workload,
             tx,
             float(hparam(hyperparameters, "label_smoothing", 0.0)),
             float(clip) if clip else None,
+            None if dropout_rate is None else float(dropout_rate),
         )
         return {"opt_state": opt_state, "last_loss": None, "train_step": train_step}
 

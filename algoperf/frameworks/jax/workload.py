@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from algoperf.errors import AlgoperfError
+from algoperf.frameworks.jax.dropout import is_zero
 from algoperf.frameworks.jax.naming import TORCH_LEAF_NAMES, flatten_key, raw_paths
 from algoperf.frameworks.jax.runtime import device
 from algoperf.spec import Batch, ForwardPassMode
@@ -52,7 +54,8 @@ def _take_rows(split: dict[str, jax.Array], start: jax.Array, size: int) -> Batc
 
 class JaxWorkload(Workload):
     """A workload's JAX side: subclasses provide `build_model()` (a flax.linen Module whose
-    `__call__(model_inputs(batch), train)` returns the outputs) and `init_inputs()`."""
+    `__call__(model_inputs(batch), train)` returns the outputs; with `supports_dropout`, also
+    taking `dropout_rate=`) and `init_inputs()`."""
 
     framework = "jax"
     xp = jnp
@@ -140,19 +143,46 @@ class JaxWorkload(Workload):
         mode: ForwardPassMode,
         rng: Any,
         update_batch_norm: bool,
+        dropout_rate: Any = None,
     ) -> tuple[jax.Array, Any]:
         train = mode is ForwardPassMode.TRAIN
+        rate = self.resolve_dropout_rate(dropout_rate)
+        if train and rng is None and not is_zero(rate):
+            raise AlgoperfError(
+                f"{self.full_name}: dropout_rate={rate if isinstance(rate, float) else '(traced)'} "
+                "in train mode needs an rng to draw the dropout masks from; pass a jax.random key "
+                "as model_fn's rng (or dropout_rate=0)"
+            )
         inputs = self.model_inputs(batch)
         if self.precision == "bfloat16":
             params, inputs = to_compute_dtype(params), to_compute_dtype(inputs)
         variables = {"params": params, **(model_state or {})}
         rngs = {"dropout": rng} if train and rng is not None else None
+        # Models with dropout take the rate as a call argument (0 in eval: nothing is dropped).
+        kwargs = {"dropout_rate": rate if train else 0.0} if self.supports_dropout else {}
         if train and update_batch_norm and model_state:
             outputs, new_state = self.model.apply(
-                variables, inputs, train=True, rngs=rngs, mutable=list(model_state)
+                variables, inputs, train=True, rngs=rngs, mutable=list(model_state), **kwargs
             )
             return outputs.astype(jnp.float32), dict(new_state)
-        return self.model.apply(variables, inputs, train=train, rngs=rngs).astype(jnp.float32), model_state
+        outputs = self.model.apply(variables, inputs, train=train, rngs=rngs, **kwargs)
+        return outputs.astype(jnp.float32), model_state
+
+    def resolve_dropout_rate(self, dropout_rate: Any) -> Any:
+        """The rate `model_fn` applies: `default_dropout_rate` for None; a concrete rate as a
+        float, checked to lie in [0, 1) and to be 0 for a model without dropout; a traced rate
+        (inside jit) as it is, refused by a model without dropout."""
+        if dropout_rate is None:
+            dropout_rate = self.default_dropout_rate
+        if isinstance(dropout_rate, jax.core.Tracer):
+            if not self.supports_dropout:
+                raise AlgoperfError(
+                    f"the {self.full_name} model has no dropout layers, so a traced dropout_rate "
+                    "(a value only known when the compiled function runs) cannot be checked to "
+                    "be 0; pass dropout_rate as a Python number: 0 or None"
+                )
+            return dropout_rate
+        return self.checked_dropout_rate(dropout_rate)
 
     def per_example_cross_entropy(self, logits: Any, labels: Any, label_smoothing: float) -> jax.Array:
         if isinstance(label_smoothing, (int, float)) and label_smoothing == 0.0:

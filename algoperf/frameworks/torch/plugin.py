@@ -16,9 +16,10 @@ from algoperf.spec import ForwardPassMode, hparam
 def plugin_to_full(module: ModuleType) -> dict[str, Any]:
     """Wrap a plugin's `make_optimizer(params, hparams, workload)` as the full API functions.
 
-    The standard step: forward in train mode, mean loss over valid examples (with the
-    hyperparameter `label_smoothing` if the search space has one), backward, optional global
-    gradient clipping (`grad_clip_norm`), optimizer step, scheduler step.
+    The standard step: forward in train mode (with the hyperparameter `dropout_rate` if the
+    search space has one), mean loss over valid examples (with the hyperparameter
+    `label_smoothing` if the search space has one), backward, optional global gradient clipping
+    (`grad_clip_norm`), optimizer step, scheduler step.
     """
     make_optimizer = module.make_optimizer
 
@@ -37,7 +38,13 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
         optimizer = optimizer_state["optimizer"]
         optimizer.zero_grad(set_to_none=True)
         outputs, new_model_state = call.workload.model_fn(
-            model, call.batch, call.model_state, ForwardPassMode.TRAIN, call.rng, update_batch_norm=True
+            model,
+            call.batch,
+            call.model_state,
+            ForwardPassMode.TRAIN,
+            call.rng,
+            update_batch_norm=True,
+            dropout_rate=hparam(hyperparameters, "dropout_rate", None),
         )
         smoothing = hparam(hyperparameters, "label_smoothing", 0.0)
         loss_dict = call.workload.loss_fn(

@@ -24,6 +24,14 @@ MODULE_KINDS = (
 )
 
 
+def dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Inverted dropout at a call-time `rate`; the input itself (no random draw) when the rate
+    is 0 or the model is not training."""
+    if rate == 0 or not training:
+        return x
+    return nn.functional.dropout(x, rate, training=True)
+
+
 class TorchWorkload(Workload):
     """A workload's torch side: subclasses provide `build_model()` (an nn.Module called with
     `model_inputs(batch)`)."""
@@ -75,13 +83,23 @@ class TorchWorkload(Workload):
         mode: ForwardPassMode,
         rng: Any,
         update_batch_norm: bool,
+        dropout_rate: float | None = None,
     ) -> tuple[torch.Tensor, Any]:
-        params.train(mode is ForwardPassMode.TRAIN)
+        train = mode is ForwardPassMode.TRAIN
+        rate = self.resolve_dropout_rate(dropout_rate)
+        # Models with dropout take the rate as a call argument (0 in eval: nothing is dropped).
+        kwargs = {"dropout_rate": rate if train else 0.0} if self.supports_dropout else {}
+        params.train(train)
         with self.autocast():
             if mode is ForwardPassMode.EVAL:
                 with torch.inference_mode():
-                    return params(self.model_inputs(batch)).float(), model_state
-            return params(self.model_inputs(batch)).float(), model_state
+                    return params(self.model_inputs(batch), **kwargs).float(), model_state
+            return params(self.model_inputs(batch), **kwargs).float(), model_state
+
+    def resolve_dropout_rate(self, dropout_rate: float | None) -> float:
+        """The rate `model_fn` applies: `default_dropout_rate` for None, checked by
+        `Workload.checked_dropout_rate`."""
+        return self.checked_dropout_rate(self.default_dropout_rate if dropout_rate is None else dropout_rate)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision for sizes that declare `precision: bfloat16`: autocast runs matmuls
