@@ -218,7 +218,8 @@ def find_submission(name_or_path: str) -> SubmissionSource:
     path = Path(name_or_path).expanduser()
     if path.exists():
         folder = (path if path.is_dir() else path.parent).resolve()
-        entry = algoperf_entry(path.resolve())
+        native = path.is_dir() and any((folder / f"{fw}.py").is_file() for fw in FRAMEWORKS)
+        entry = None if native else algoperf_entry(path.resolve())
         if entry is not None:
             # `submission.py` is named after its folder; another file after itself.
             name = folder.name if entry.name == "submission.py" else entry.stem

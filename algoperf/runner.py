@@ -101,11 +101,18 @@ def recorded_as_requested(cfg: RunConfig, resolved: Resolved, directory: Path) -
     for key, wanted in requested.items():
         have = record.get(key)
         if key == "hparams":
+            # Every value, not only overrides: another search space (search_space=) or an
+            # edited one gives the same trial other hyperparameters.
             if have:  # empty: the trial failed before choosing them
                 differing += [
                     f"hparams.{name}: recorded {have.get(name, '(not set)')!r}, requested {value!r}"
                     for name, value in wanted.items()
-                    if name in cfg.hparams and have.get(name) != value
+                    if name not in have or not _same(have[name], value)
+                ]
+                differing += [
+                    f"hparams.{name}: recorded {have[name]!r}, not requested"
+                    for name in have
+                    if name not in wanted
                 ]
         elif have is None and key != "max_steps":
             continue  # not recorded (a trial whose process died early)

@@ -71,6 +71,16 @@ def test_a_submission_file_named_by_path_is_named_after_itself(tmp_path):
     assert source.file("torch") == (target / "pytorch_adam.py").resolve()
 
 
+def test_the_harness_own_full_api_submissions_are_not_taken_for_algoperf_ones():
+    """They import `algoperf` too and define update_params; torch.py / jax.py and imports of the
+    harness's own modules say whose they are."""
+    from algoperf.plugins import REPO_ROOT
+
+    folder = REPO_ROOT / "submissions" / "schedule_free_adamw"
+    for path in (folder, folder / "torch.py"):
+        assert not find_submission(str(path)).is_algoperf
+
+
 def test_run_without_framework_uses_the_submissions_own(tmp_path):
     from algoperf.config import compose
 
@@ -455,3 +465,14 @@ def test_check_explains_an_algoperf_era_symptom(tmp_path, capsys):
     assert code != 0
     assert "'int' object has no attribute 'shape_tuple'" in out
     assert "what that means: workload.param_shapes was read as a flat mapping" in out
+
+
+@pytest.mark.slow
+def test_a_complete_trial_asked_for_with_another_search_space_is_refused(tmp_path):
+    points = json.loads((STYLE / "torch_v05" / "tuning_search_space.json").read_text())
+    space = tmp_path / "other.json"
+    space.write_text(json.dumps([{**points[0], "learning_rate": 0.5}]))
+    first = trial(tmp_path, fixture("torch_v05"), trial=0, max_steps=2)
+    assert first["hparams"] == points[0]
+    with pytest.raises(AlgoperfError, match=r"hparams\.learning_rate: recorded 0\.05, requested 0\.5"):
+        trial(tmp_path, fixture("torch_v05"), trial=0, max_steps=2, search_space=str(space))

@@ -50,13 +50,41 @@ def _parse(path: Path) -> ast.AST | None:
         return None  # importing it reports the error properly
 
 
+def _harness_modules(tree: ast.AST) -> set[str]:
+    """`algoperf.X` modules imported that AlgoPerf's API has no X of (the harness's own, e.g.
+    algoperf.frameworks): only a submission written for this harness imports them."""
+    from algoperf.compat.api import MODULES
+
+    found = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + (
+                [f"{node.module}.{alias.name}" for alias in node.names] if node.module == "algoperf" else []
+            )
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "algoperf" and len(parts) > 1 and parts[1] not in MODULES:
+                found.add(name)
+    return found
+
+
 def is_algoperf_file(path: Path) -> bool:
-    """A file that imports AlgoPerf's package and defines `update_params`."""
-    tree = _parse(path) if path.suffix == ".py" and path.is_file() else None
+    """A file that imports AlgoPerf's package (and nothing of this harness's own) and defines
+    `update_params`. The harness's own submission files, torch.py and jax.py, never are."""
+    if path.name in ("torch.py", "jax.py") or path.suffix != ".py" or not path.is_file():
+        return False
+    tree = _parse(path)
     if tree is None:
         return False
     defines = {n.name for n in getattr(tree, "body", []) if isinstance(n, ast.FunctionDef)}
-    return bool(_imports(tree) & set(ALGOPERF_PACKAGES)) and "update_params" in defines
+    return (
+        "update_params" in defines
+        and bool(_imports(tree) & set(ALGOPERF_PACKAGES))
+        and not _harness_modules(tree)
+    )
 
 
 def algoperf_entry(path: Path) -> Path | None:
