@@ -424,11 +424,20 @@ class RunConfig:
             },
         )
         if self.framework is None:
-            # The submission's own framework: an AlgoPerf submission's from its imports, the
-            # only one a submission has, or torch for one with both.
-            from algoperf.plugins import find_submission
+            self.framework = _submission_framework(self.submission)
 
-            self.framework = find_submission(self.submission).default_framework
+
+def _submission_framework(submission: str) -> str:
+    """The submission's own framework: an AlgoPerf submission's from its imports, the only one
+    a submission has, or torch for one with both. A submission that cannot be found is named
+    as such when the trial resolves it; until then, torch."""
+    from algoperf.errors import AlgoperfError
+    from algoperf.plugins import find_submission
+
+    try:
+        return find_submission(submission).default_framework
+    except AlgoperfError:
+        return "torch"
 
 
 # ---- a sweep --------------------------------------------------------------------------------------

@@ -468,7 +468,9 @@ def score(results: Results, options: ScoreOptions | None = None, **changes: Any)
     for column in ("sweep", "status", "path"):  # grouping keys: a missing value is "", not NaN
         trials[column] = trials[column].fillna("").astype(str)
     smoke = smoke_runs(trials)
+    smoke_paths: list[str] = []
     if smoke.any() and not options.include_smoke:
+        smoke_paths = list(trials.loc[smoke, "path"])
         caps = sorted({int(v) for v in trials.loc[smoke, "max_steps"]})
         excluded.append(
             f"{int(smoke.sum())} smoke runs (trials capped by max_steps={', '.join(map(str, caps))}, "
@@ -482,7 +484,19 @@ def score(results: Results, options: ScoreOptions | None = None, **changes: Any)
                 "leaderboards. Run the sweep without max_steps, or pass --include-smoke to score them."
             )
     trials["competitor"] = _competitor_names(trials)
-    found += refuse_conflicts(trials, uneven_counts_ok=bool(results.invalid))
+    try:
+        found += refuse_conflicts(trials, uneven_counts_ok=bool(results.invalid))
+    except AlgoperfError as e:
+        if not smoke_paths:
+            raise
+        # Unequal counts may come from the smoke runs just left out: name them.
+        shown = ", ".join(smoke_paths[:10]) + (
+            f" and {len(smoke_paths) - 10} more" if len(smoke_paths) > 10 else ""
+        )
+        raise AlgoperfError(
+            f"{e}\nLeft out before this check as smoke runs (capped by max_steps): {shown}; "
+            "--include-smoke scores them."
+        ) from None
     trials["group"] = trials["framework"].astype(str) if measure == "time" else ALL_FRAMEWORKS
     trials["value"] = _finite_or_inf(trials[MEASURES[measure]])
     studies = study_table(trials, measure)

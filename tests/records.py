@@ -68,6 +68,7 @@ def make_record(
         "max_steps": None,
         "submission_files": {},
         "isolation": {},
+        "adaptations": [],
         "param_transfer_s": 0.0,
         "eval_every_steps": 100,
         "hardware": {"fingerprint": fingerprint, "device": "Test CPU", "cpu": "Test CPU 2-core"},

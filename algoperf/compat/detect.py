@@ -51,9 +51,11 @@ def _parse(path: Path) -> ast.AST | None:
 
 
 def _harness_modules(tree: ast.AST) -> set[str]:
-    """`algoperf.X` modules imported that AlgoPerf's API has no X of (the harness's own, e.g.
+    """`algoperf.X` modules imported that are this harness's own and not AlgoPerf's (e.g.
     algoperf.frameworks): only a submission written for this harness imports them."""
     from algoperf.compat.api import MODULES
+
+    harness = Path(__file__).resolve().parent.parent
 
     found = set()
     for node in ast.walk(tree):
@@ -66,7 +68,9 @@ def _harness_modules(tree: ast.AST) -> set[str]:
             )
         for name in names:
             parts = name.split(".")
-            if parts[0] == "algoperf" and len(parts) > 1 and parts[1] not in MODULES:
+            if parts[0] != "algoperf" or len(parts) == 1 or parts[1] in MODULES:
+                continue
+            if (harness / f"{parts[1]}.py").is_file() or (harness / parts[1]).is_dir():
                 found.add(name)
     return found
 
