@@ -264,8 +264,6 @@ def test_each_style_trains_and_says_what_the_harness_did(tmp_path, name):
         assert record["hparams"] == {}  # self-tuning: AlgoPerf passes hyperparameters=None
 
 
-
-
 @pytest.mark.slow
 def test_a_list_of_points_is_the_trials_in_order(tmp_path):
     """ruleset=external with AlgoPerf's list form: trial k runs point k exactly."""
