@@ -265,16 +265,6 @@ def test_each_style_trains_and_says_what_the_harness_did(tmp_path, name):
 
 
 @pytest.mark.slow
-def test_a_list_of_points_is_the_trials_in_order(tmp_path):
-    """ruleset=external with AlgoPerf's list form: trial k runs point k exactly."""
-    points = json.loads((STYLE / "torch_v05" / "tuning_search_space.json").read_text())
-    for k, point in enumerate(points):
-        record = trial(tmp_path, fixture("torch_v05"), trial=k, max_steps=2, eval_every_steps=10**6)
-        assert record["hparams"] == point, (k, record["hparams"])
-        assert record["hparams_source"] == "search"
-
-
-@pytest.mark.slow
 def test_training_complete_error_ends_the_trial(tmp_path):
     points = json.loads((STYLE / "torch_v05" / "tuning_search_space.json").read_text())
     space = tmp_path / "stop_early.json"
@@ -473,3 +463,32 @@ def test_a_complete_trial_asked_for_with_another_search_space_is_refused(tmp_pat
     assert first["hparams"] == points[0]
     with pytest.raises(AlgoperfError, match=r"hparams\.learning_rate: recorded 0\.05, requested 0\.5"):
         trial(tmp_path, fixture("torch_v05"), trial=0, max_steps=2, search_space=str(space))
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_an_algoperf_submission_point_by_point(tmp_path, capsys):
+    """`sweep` takes the folder by path; under ruleset=external a 3-point list with num_trials=5
+    runs the 3 points, trial k on exactly point k, in the submission's framework. (`run` with
+    trial=k: tests/test_search_space_json.py.)"""
+    points = json.loads((STYLE / "torch_v05" / "tuning_search_space.json").read_text())
+    args = [
+        "sweep",
+        "workloads=[toy]",
+        f"submissions=[{fixture('torch_v05')}]",
+        "hardware=test",
+        f"results_dir={tmp_path}",
+        "sweep=compat",
+        "num_studies=1",
+        "num_trials=5",
+        "max_steps=3",
+    ]
+    assert main(args) == 0, capsys.readouterr().err
+    assert "lists 3 points; num_trials=5 runs 3 trials per study" in capsys.readouterr().out
+    records = sorted(
+        (json.loads(p.read_text()) for p in tmp_path.rglob("record.json")), key=lambda r: r["trial"]
+    )
+    assert [r["trial"] for r in records] == [0, 1, 2]
+    assert [r["hparams"] for r in records] == points
+    assert {r["status"] for r in records} == {"budget_exhausted"} and {r["framework"] for r in records} == {
+        "torch"
+    }
