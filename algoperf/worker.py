@@ -118,7 +118,7 @@ class Worker:
         if eval_result is not None:
             self.eval_results.append((int(eval_result["step"]), dict(eval_result["metrics"])))
         if self.compat is not None:
-            self.compat.interval_started(submission_time_s)
+            self.compat.interval_started(submission_time_s, after_eval=eval_result is not None)
         status, loss_sum, loss_count = None, 0.0, 0
         try:
             while True:

@@ -193,12 +193,13 @@ class Workload(abc.ABC):
             return ParamType.CONV_WEIGHT
         return ParamType.WEIGHT
 
-    def checked_dropout_rate(self, dropout_rate: float) -> float:
-        """A concrete dropout rate as a float, checked to lie in [0, 1) and to be 0 for a model
-        without dropout (`supports_dropout`)."""
+    def resolve_dropout_rate(self, dropout_rate: Any) -> Any:
+        """The rate `model_fn` applies: `default_dropout_rate` for None, else the rate as a
+        float, checked to lie in [0, 1) and to be 0 for a model without dropout
+        (`supports_dropout`). The JAX base also lets a traced rate through."""
         from algoperf.errors import AlgoperfError
 
-        rate = float(dropout_rate)
+        rate = float(self.default_dropout_rate if dropout_rate is None else dropout_rate)
         if not 0.0 <= rate < 1.0:
             raise AlgoperfError(
                 f"{self.full_name}: dropout_rate={rate} is outside [0, 1); pass a probability "

@@ -62,6 +62,15 @@ def test_framework_and_style_are_read_from_the_source(name, framework, pmap, pac
     assert (described.framework, described.pmap, described.package) == (framework, pmap, package)
 
 
+def test_the_framework_import_decides_over_a_borrowed_library(tmp_path):
+    """A PyTorch submission that borrows optax's schedules is still a PyTorch submission."""
+    folder = tmp_path / "torch_with_optax"
+    folder.mkdir()
+    text = (STYLE / "torch_v06" / "submission.py").read_text()
+    (folder / "submission.py").write_text("import optax  # noqa: F401\n" + text)
+    assert find_submission(str(folder)).frameworks == ["torch"]
+
+
 def test_a_submission_file_named_by_path_is_named_after_itself(tmp_path):
     target = tmp_path / "baselines"
     target.mkdir()

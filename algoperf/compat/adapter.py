@@ -31,18 +31,24 @@ class AlgoperfAdapter:
         self._hyperparameters: Any = None
         self._hyperparameters_from: Any = None
         self._eval_results: list[tuple[int, dict[str, float]]] = []
-        # (this process's clock at the interval's start, submission time then, at the last eval)
-        self._clock = (time.perf_counter(), 0.0, 0.0)
+        # For `train_state`: this process's clock when the supervisor last let it go, the
+        # supervisor's submission time then, and that time at the last evaluation.
+        self._interval_started_at = time.perf_counter()
+        self._submission_time_s = 0.0
+        self._last_eval_time_s = 0.0
         self._devices = _Devices(source) if source.framework == "jax" else None
 
     # ---- set-up by the worker -----------------------------------------------------------------
     def configure(self, view: Any, times: TrialTimes) -> None:
         self.workload = AlgoperfWorkload(view, self.source.framework, times)
 
-    def interval_started(self, submission_time_s: float) -> None:
-        """The supervisor's submission time when it let the worker go (for `train_state`)."""
-        last_eval = self._clock[1] if self._eval_results else 0.0
-        self._clock = (time.perf_counter(), float(submission_time_s), last_eval)
+    def interval_started(self, submission_time_s: float, after_eval: bool = False) -> None:
+        """The supervisor's submission time when it let the worker go, and whether it had just
+        evaluated (then at that time), for `train_state`."""
+        self._interval_started_at = time.perf_counter()
+        self._submission_time_s = float(submission_time_s)
+        if after_eval:
+            self._last_eval_time_s = self._submission_time_s
 
     def note(self, message: str) -> None:
         if message not in self.notices:
@@ -166,7 +172,15 @@ class AlgoperfAdapter:
         return optimizer_state, *self._from_submission(params, state)
 
     def drain_metrics(self) -> list[tuple[int, dict[str, float]]]:
-        return self.workload.metrics_logger.drain() if self.workload is not None else []
+        if self.workload is None:
+            return []
+        logger = self.workload.metrics_logger
+        if logger.dropped:
+            self.note(
+                f"workload.metrics_logger keeps {logger.MAX_PENDING} entries between evaluations; "
+                f"{logger.dropped} more were dropped (log less often)"
+            )
+        return logger.drain()
 
     # ---- translations ---------------------------------------------------------------------------
     def _workload(self) -> AlgoperfWorkload:
@@ -210,7 +224,6 @@ class AlgoperfAdapter:
         while len(self._eval_results) < len(eval_results):
             step, metrics = eval_results[len(self._eval_results)]
             self._eval_results.append((step, {f"validation/{k}": v for k, v in metrics.items()}))
-            self._clock = (self._clock[0], self._clock[1], self._clock[1])
         return self._eval_results
 
     def _train_state(self) -> MappingProxyType:
@@ -218,17 +231,17 @@ class AlgoperfAdapter:
         the start of this interval, plus this process's own clock since then: an estimate (the
         counted clock stays with the supervisor). The target is never shown to a submission, so
         the goal flags stay False while it trains."""
-        started, base, last_eval = self._clock
+        elapsed_s = time.perf_counter() - self._interval_started_at
         return MappingProxyType(
             {
                 "validation_goal_reached": False,
                 "test_goal_reached": False,
                 "is_time_remaining": True,
                 "training_complete": False,
-                "accumulated_submission_time": base + (time.perf_counter() - started),
+                "accumulated_submission_time": self._submission_time_s + elapsed_s,
                 "accumulated_eval_time": 0.0,
                 "accumulated_logging_time": 0.0,
-                "last_eval_time": last_eval,
+                "last_eval_time": self._last_eval_time_s,
                 "last_step_end_time": None,
             }
         )

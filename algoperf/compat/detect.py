@@ -11,8 +11,13 @@ from algoperf.errors import AlgoperfError
 
 ALGOPERF_PACKAGES = ("algoperf", "algorithmic_efficiency")
 ENTRY_NAME = "submission.py"
-TORCH_ROOTS = {"torch", "torchvision", "schedulefree", "pytorch_optimizer"}
-JAX_ROOTS = {"jax", "jaxlib", "flax", "optax", "chex", "jraph"}
+# What an import says about the framework: the frameworks themselves first; libraries of one
+# framework (optax, say, whose schedules PyTorch submissions borrow too) only when those are silent.
+FRAMEWORK_ROOTS = {"torch": {"torch"}, "jax": {"jax", "flax"}}
+LIBRARY_ROOTS = {
+    "torch": {"torchvision", "schedulefree", "pytorch_optimizer"},
+    "jax": {"jaxlib", "optax", "chex", "jraph"},
+}
 
 
 @dataclass(frozen=True)
@@ -32,15 +37,22 @@ class AlgoperfSource:
         return f"AlgoPerf {era} API ({self.package}), {self.framework}, {style} style"
 
 
-def _imports(tree: ast.AST) -> set[str]:
-    """Top-level package names the module imports (absolute imports only)."""
-    roots: set[str] = set()
+def _imported_modules(tree: ast.AST) -> set[str]:
+    """Dotted names of the modules an absolute import reaches: `import a.b` -> a.b,
+    `from a.b import c` -> a.b and (c may be a module) a.b.c."""
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            roots.add(node.module.split(".")[0])
-    return roots
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    """Top-level package names the module imports."""
+    return {name.split(".")[0] for name in _imported_modules(tree)}
 
 
 def _parse(path: Path) -> ast.AST | None:
@@ -56,22 +68,13 @@ def _harness_modules(tree: ast.AST) -> set[str]:
     from algoperf.compat.api import MODULES
 
     harness = Path(__file__).resolve().parent.parent
-
     found = set()
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module] + (
-                [f"{node.module}.{alias.name}" for alias in node.names] if node.module == "algoperf" else []
-            )
-        for name in names:
-            parts = name.split(".")
-            if parts[0] != "algoperf" or len(parts) == 1 or parts[1] in MODULES:
-                continue
-            if (harness / f"{parts[1]}.py").is_file() or (harness / parts[1]).is_dir():
-                found.add(name)
+    for name in _imported_modules(tree):
+        parts = name.split(".")
+        if parts[0] != "algoperf" or len(parts) == 1 or parts[1] in MODULES:
+            continue
+        if (harness / f"{parts[1]}.py").is_file() or (harness / parts[1]).is_dir():
+            found.add(name)
     return found
 
 
@@ -100,31 +103,24 @@ def algoperf_entry(path: Path) -> Path | None:
     return entry if is_algoperf_file(entry) else None
 
 
-def _uses_pmap(tree: ast.AST) -> bool:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr == "pmap":
-            return True
-        if isinstance(node, ast.Name) and node.id == "pmap":
-            return True
-    return False
-
-
 def _pmap_axis_name(trees: list[ast.AST]) -> str | None:
-    """The string `axis_name=` of the first pmap call (or functools.partial(jax.pmap, ...))."""
-    for tree in trees:
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Call):
-                continue
-            mentions_pmap = any(
-                (isinstance(n, ast.Attribute) and n.attr == "pmap")
-                or (isinstance(n, ast.Name) and n.id == "pmap")
-                for n in [node.func, *node.args]
-            )
-            if mentions_pmap:
-                for keyword in node.keywords:
-                    if keyword.arg == "axis_name" and isinstance(keyword.value, ast.Constant):
-                        return str(keyword.value.value)
-    return None
+    """None for code that never mentions pmap; else the string `axis_name=` of its first pmap
+    call (or functools.partial(jax.pmap, ...)) that gives one, or AlgoPerf's "batch"."""
+
+    def is_pmap(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Attribute) and node.attr == "pmap") or (
+            isinstance(node, ast.Name) and node.id == "pmap"
+        )
+
+    nodes = [node for tree in trees for node in ast.walk(tree)]
+    if not any(is_pmap(node) for node in nodes):
+        return None
+    for node in nodes:
+        if isinstance(node, ast.Call) and any(is_pmap(n) for n in [node.func, *node.args]):
+            for keyword in node.keywords:
+                if keyword.arg == "axis_name" and isinstance(keyword.value, ast.Constant):
+                    return str(keyword.value.value)
+    return "batch"
 
 
 def describe(entry: Path) -> AlgoperfSource:
@@ -135,21 +131,21 @@ def describe(entry: Path) -> AlgoperfSource:
     roots = _imports(tree)
     helpers = [p for p in entry.parent.rglob("*.py") if p != entry]
     helper_trees = [t for t in (_parse(p) for p in helpers[:200]) if t is not None]
-    all_roots = roots.union(*(_imports(t) for t in helper_trees)) if helper_trees else roots
-    torch_like, jax_like = bool(all_roots & TORCH_ROOTS), bool(all_roots & JAX_ROOTS)
-    # The entry file decides when the helpers mix frameworks.
-    if (roots & TORCH_ROOTS) and not (roots & JAX_ROOTS):
-        framework = "torch"
-    elif (roots & JAX_ROOTS) and not (roots & TORCH_ROOTS):
-        framework = "jax"
-    elif torch_like != jax_like:
-        framework = "torch" if torch_like else "jax"
+    all_roots = roots.union(*(_imports(t) for t in helper_trees))
+    # The entry file decides before its helpers, the frameworks before their libraries.
+    for kinds in (FRAMEWORK_ROOTS, LIBRARY_ROOTS):
+        found = [{fw for fw, names in kinds.items() if names & imported} for imported in (roots, all_roots)]
+        decided = next((f for f in found if len(f) == 1), None)
+        if decided:
+            framework = decided.pop()
+            break
     else:
         raise AlgoperfError(
             f"{entry}: cannot tell whether this AlgoPerf submission is for PyTorch or JAX from its "
             "imports (it imports both or neither); give framework=torch or framework=jax."
         )
-    pmap = framework == "jax" and (_uses_pmap(tree) or any(_uses_pmap(t) for t in helper_trees))
+    axis_name = _pmap_axis_name([tree, *helper_trees]) if framework == "jax" else None
     package = "algoperf" if "algoperf" in roots else "algorithmic_efficiency"
-    axis_name = (_pmap_axis_name([tree, *helper_trees]) if pmap else None) or "batch"
-    return AlgoperfSource(entry, framework, pmap, package, pmap_axis_name=axis_name)
+    return AlgoperfSource(
+        entry, framework, axis_name is not None, package, pmap_axis_name=axis_name or "batch"
+    )

@@ -69,6 +69,9 @@ class SubmissionImporter:
         self.builtins = dict(vars(builtins))
         self.builtins["__import__"] = self._import
         self._installed_cache: dict[str, bool] = {}
+        # name -> our module name or None: an import inside a function runs at every call
+        # (maybe every training step), so each name is looked up on disk once.
+        self._local_names: dict[str, str | None] = {}
         self._install_package()
 
     # ---- the submission folder as a package ---------------------------------------------------
@@ -96,7 +99,9 @@ class SubmissionImporter:
             head = name.split(".")[0]
             if head in ALGOPERF_PACKAGES:
                 return self._resolved(name, _api_module(name), fromlist)
-            local = self._local_name(name)
+            if name not in self._local_names:
+                self._local_names[name] = self._local_name(name)
+            local = self._local_names[name]
             if local is not None:
                 return self._resolved(name, importlib.import_module(local), fromlist)
         return builtins.__import__(name, globals, locals, fromlist, level)

@@ -11,8 +11,8 @@ from algoperf.compat.api import spec as algoperf_spec
 from algoperf.spec import ForwardPassMode, LossType, ParamType
 
 # The harness types parameters by the layer that owns them; AlgoPerf names batch and layer
-# norms apart. None of the harness's models has batch statistics, so a norm is a layer norm
-# (GroupNorm included) unless the model keeps batch statistics in its state.
+# norms apart. None of the harness's models keeps batch statistics, so a norm is a layer norm
+# (GroupNorm included): BATCH_NORM_SCALE/BIAS are never given.
 PARAMETER_TYPES = {
     ParamType.WEIGHT: "WEIGHT",
     ParamType.BIAS: "BIAS",
@@ -26,12 +26,10 @@ PARAMETER_TYPES = {
     ParamType.ATTENTION_QKV: "ATTENTION_QKV",
     ParamType.ATTENTION_OUT: "ATTENTION_OUT",
 }
-BATCH_NORM_TYPES = {ParamType.NORM_SCALE: "BATCH_NORM_SCALE", ParamType.NORM_BIAS: "BATCH_NORM_BIAS"}
 
 
-def algoperf_param_type(kind: ParamType, batch_norm: bool = False) -> algoperf_spec.ParameterType:
-    name = (BATCH_NORM_TYPES if batch_norm else {}).get(kind) or PARAMETER_TYPES[kind]
-    return algoperf_spec.ParameterType[name]
+def algoperf_param_type(kind: ParamType) -> algoperf_spec.ParameterType:
+    return algoperf_spec.ParameterType[PARAMETER_TYPES[kind]]
 
 
 def harness_mode(mode: Any) -> ForwardPassMode:
@@ -54,7 +52,7 @@ class MetricsLogger:
 
     def __init__(self) -> None:
         self.pending: list[tuple[int, dict[str, float]]] = []
-        self.dropped = 0
+        self.dropped = 0  # entries past MAX_PENDING since the last drain (the adapter says so)
 
     def append_scalar_metrics(
         self,
@@ -76,7 +74,7 @@ class MetricsLogger:
         self.pending.append((int(global_step), values))
 
     def drain(self) -> list[tuple[int, dict[str, float]]]:
-        pending, self.pending = self.pending, []
+        pending, self.pending, self.dropped = self.pending, [], 0
         return pending
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
-import jax
-import jax.numpy as jnp
+
+from algoperf.frameworks.jax.dropout import dropout
 
 
 class Dropout(nn.Module):
@@ -22,12 +22,4 @@ class Dropout(nn.Module):
     def __call__(self, inputs: Any, deterministic: bool | None = None, rate: Any = None) -> Any:
         deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
         rate = self.rate if rate is None else rate
-        if deterministic or (isinstance(rate, (int, float)) and rate == 0.0):
-            return inputs
-        keep = 1.0 - rate
-        shape = list(inputs.shape)
-        for dim in self.broadcast_dims:
-            shape[dim] = 1
-        mask = jax.random.bernoulli(self.make_rng(self.rng_collection), p=keep, shape=shape)
-        mask = jnp.broadcast_to(mask, inputs.shape)
-        return jnp.where(mask, inputs / keep, jnp.zeros_like(inputs))
+        return dropout(self, inputs, rate, not deterministic, self.broadcast_dims, self.rng_collection)

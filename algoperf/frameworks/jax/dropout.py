@@ -21,9 +21,17 @@ def is_zero(rate: Any) -> bool:
     return isinstance(rate, numbers.Real) and rate == 0
 
 
-def dropout(module: nn.Module, x: jax.Array, rate: Any, train: bool) -> jax.Array:
+def dropout(
+    module: nn.Module,
+    x: jax.Array,
+    rate: Any,
+    train: bool,
+    broadcast_dims: tuple[int, ...] = (),
+    rng_collection: str = "dropout",
+) -> jax.Array:
     """Inverted dropout of `x` inside `module`'s compact method: each entry is kept with
-    probability 1 - rate and scaled by 1 / (1 - rate), from a key of the "dropout" RNG stream.
+    probability 1 - rate and scaled by 1 / (1 - rate), from a key of the `rng_collection` RNG
+    stream; along `broadcast_dims` one draw serves the whole axis.
 
     Returns `x` itself (no random draw, nothing added to the compiled graph) when not training
     or when `rate` is a number equal to 0. `rate` may be a traced scalar; the caller checks that
@@ -32,6 +40,8 @@ def dropout(module: nn.Module, x: jax.Array, rate: Any, train: bool) -> jax.Arra
     if not train or is_zero(rate):
         return x
     keep = 1.0 - rate
-    mask = jax.random.bernoulli(module.make_rng("dropout"), keep, x.shape)
+    broadcast = {dim % x.ndim for dim in broadcast_dims}  # negative axes count from the end
+    shape = tuple(1 if dim in broadcast else size for dim, size in enumerate(x.shape))
+    mask = jax.random.bernoulli(module.make_rng(rng_collection), keep, shape)
     scale = 1.0 / keep if isinstance(rate, numbers.Real) else jnp.asarray(1.0 / keep, x.dtype)
     return jnp.where(mask, x * scale, jnp.zeros_like(x))

@@ -169,11 +169,8 @@ class JaxWorkload(Workload):
         return outputs.astype(jnp.float32), model_state
 
     def resolve_dropout_rate(self, dropout_rate: Any) -> Any:
-        """The rate `model_fn` applies: `default_dropout_rate` for None; a concrete rate as a
-        float, checked to lie in [0, 1) and to be 0 for a model without dropout; a traced rate
-        (inside jit) as it is, refused by a model without dropout."""
-        if dropout_rate is None:
-            dropout_rate = self.default_dropout_rate
+        """`Workload.resolve_dropout_rate`, and a traced rate (inside jit) as it is, refused by
+        a model without dropout."""
         if isinstance(dropout_rate, jax.core.Tracer):
             if not self.supports_dropout:
                 raise AlgoperfError(
@@ -182,7 +179,7 @@ class JaxWorkload(Workload):
                     "be 0; pass dropout_rate as a Python number: 0 or None"
                 )
             return dropout_rate
-        return self.checked_dropout_rate(dropout_rate)
+        return super().resolve_dropout_rate(dropout_rate)
 
     def per_example_cross_entropy(self, logits: Any, labels: Any, label_smoothing: float) -> jax.Array:
         if isinstance(label_smoothing, (int, float)) and label_smoothing == 0.0:

@@ -96,11 +96,6 @@ class TorchWorkload(Workload):
                     return params(self.model_inputs(batch), **kwargs).float(), model_state
             return params(self.model_inputs(batch), **kwargs).float(), model_state
 
-    def resolve_dropout_rate(self, dropout_rate: float | None) -> float:
-        """The rate `model_fn` applies: `default_dropout_rate` for None, checked by
-        `Workload.checked_dropout_rate`."""
-        return self.checked_dropout_rate(self.default_dropout_rate if dropout_rate is None else dropout_rate)
-
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision for sizes that declare `precision: bfloat16`: autocast runs matmuls
         and convolutions in bf16 and keeps parameters, norms, softmax and the loss in float32
