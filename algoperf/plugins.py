@@ -248,13 +248,9 @@ def file_sha256(path: Path) -> str:
 
 def import_submission_file(source: SubmissionSource, framework: str) -> ModuleType:
     path = source.file(framework)
-    if framework not in source.frameworks:
-        raise AlgoperfError(_framework_mismatch(source, framework))
-    if not path.is_file():
-        raise AlgoperfError(
-            f"submission {source.name!r} has no {framework} implementation ({path} is missing; "
-            f"it has: {', '.join(source.frameworks)}). Use framework={source.frameworks[0]}."
-        )
+    problem = framework_problem(source, framework)
+    if problem:
+        raise AlgoperfError(problem)
     try:
         if source.is_algoperf:
             return import_algoperf(source, framework)[0]
@@ -270,7 +266,10 @@ def import_submission_file(source: SubmissionSource, framework: str) -> ModuleTy
         raise AlgoperfError(_import_failure(source, path, e)) from None
 
 
-def _framework_mismatch(source: SubmissionSource, framework: str) -> str:
+def framework_problem(source: SubmissionSource, framework: str) -> str | None:
+    """Why `source` cannot run in `framework` (None when it can), with the fix."""
+    if framework in source.frameworks and source.file(framework).is_file():
+        return None
     if source.is_algoperf:
         return (
             f"{source.file(framework)} is an AlgoPerf submission written for "

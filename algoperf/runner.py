@@ -34,6 +34,7 @@ from algoperf.plugins import (
     REPO_ROOT,
     SubmissionSource,
     find_submission,
+    framework_problem,
     workload_class,
     workload_source_sha256,
 )
@@ -85,6 +86,9 @@ class Resolved:
     @classmethod
     def of(cls, cfg: RunConfig) -> Resolved:
         source = find_submission(cfg.submission)
+        problem = framework_problem(source, cfg.framework)
+        if problem:
+            raise AlgoperfError(problem)
         workload = workload_class(cfg.workload, cfg.framework)
         return cls(source, workload, workload_settings(cfg.hardware, cfg.workload, cfg.framework))
 

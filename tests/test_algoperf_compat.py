@@ -105,6 +105,19 @@ def test_the_wrong_framework_is_refused_naming_the_right_one(capsys):
     assert "AlgoPerf submission written for jax" in out and "framework=jax" in out
 
 
+def test_a_run_in_the_wrong_framework_is_refused_before_anything_is_written(tmp_path):
+    from algoperf.plugins import REPO_ROOT
+
+    with pytest.raises(AlgoperfError, match="written for jax .*run it with framework=jax"):
+        trial(tmp_path, fixture("jax_pmap"), framework="torch")
+    only_jax = tmp_path / "only_jax"
+    only_jax.mkdir()
+    (only_jax / "jax.py").write_text((REPO_ROOT / "submissions" / "adamw" / "jax.py").read_text())
+    with pytest.raises(AlgoperfError, match="has no torch implementation.*Use framework=jax"):
+        trial(tmp_path, str(only_jax), framework="torch")
+    assert not (tmp_path / "results").exists()
+
+
 # ---- imports ---------------------------------------------------------------------------------------
 
 
