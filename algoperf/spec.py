@@ -46,6 +46,12 @@ class TrainingComplete(Exception):
     """Raised by a submission to end its trial early (status `training_complete`)."""
 
 
+def until_step_hint(workload: Any, hyperparameters: Any) -> int:
+    """A plugin's `training_steps` when its schedule ends at the workload's step hint: train
+    that many steps, then the trial ends (a learning rate of zero would gain nothing more)."""
+    return workload.step_hint
+
+
 Batch = dict[str, Any]  # {"inputs": ..., "targets": ..., optional "weights": mask of valid examples}
 
 

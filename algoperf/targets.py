@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(
             f"profile ({args.hardware}):\n  {args.workload}:\n    size: {size}\n"
             f"    max_submission_time_s: {budget_s}\n"
-            f"    eval_every_steps: {profile['workloads'][args.workload]['eval_every_steps']}"
+            f"    eval_every_steps: {profile.workloads[args.workload]['eval_every_steps']}"
         )
     return figures
 

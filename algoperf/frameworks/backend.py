@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from algoperf.spec import next_batch
+from algoperf.spec import TrainingComplete, next_batch
 
 
 def default_threads() -> int:
@@ -163,7 +163,19 @@ def full_api(
     """The full submission API of a plugin, given the backend's `init_optimizer_state` and its
     standard step (an UpdateCall -> (optimizer_state, params, model_state)): batches come from
     the standard stream, and the plugin's optional `prepare_for_eval` and `get_batch_size`
-    are kept."""
+    are kept.
+
+    A plugin that defines `training_steps(workload, hparams)` declares its training length:
+    after that many steps the trial ends (status `training_complete`, or `reached` if the final
+    evaluation meets the target) instead of running on to the time budget.
+    """
+    declared_length = getattr(module, "training_steps", None)
+    length: dict[str, int] = {}  # the trial's training length, known once the optimizer is made
+
+    def init_with_length(workload, model_params, model_state, hyperparameters, rng):
+        if declared_length is not None:
+            length["steps"] = checked_training_steps(declared_length(workload, hyperparameters))
+        return init_optimizer_state(workload, model_params, model_state, hyperparameters, rng)
 
     def update_params(  # the AlgoPerf API's signature; the harness calls it by keyword
         workload,
@@ -178,13 +190,15 @@ def full_api(
         global_step,
         rng,
     ):
+        if global_step >= length.get("steps", global_step + 1):
+            raise TrainingComplete
         call = UpdateCall(
             workload, current_param_container, model_state, hyperparameters, batch, optimizer_state, rng
         )
         return standard_step(call)
 
     functions = {
-        "init_optimizer_state": init_optimizer_state,
+        "init_optimizer_state": init_with_length,
         "update_params": update_params,
         "data_selection": next_batch,
         "prepare_for_eval": getattr(module, "prepare_for_eval", None),
@@ -192,3 +206,18 @@ def full_api(
     if hasattr(module, "get_batch_size"):
         functions["get_batch_size"] = module.get_batch_size
     return functions
+
+
+def checked_training_steps(steps: Any) -> int:
+    """A plugin's declared training length, refused unless it is a whole number of steps >= 1."""
+    if not isinstance(steps, bool):
+        try:
+            if int(steps) == steps and int(steps) >= 1:  # numpy and jax integers count too
+                return int(steps)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(
+        f"training_steps(workload, hparams) returned {steps!r}; it must return a whole number of "
+        "steps >= 1 (e.g. `return workload.step_hint`), or leave training_steps out to train "
+        "until the time budget."
+    )

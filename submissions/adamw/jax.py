@@ -6,7 +6,7 @@ torch.optim.AdamW does (p <- p - lr * (adam_direction + weight_decay * p)).
 
 import optax
 
-from algoperf.frameworks.jax import warmup_cosine
+from algoperf.frameworks.jax import until_step_hint, warmup_cosine
 
 
 def make_optimizer(hparams, workload):
@@ -18,3 +18,7 @@ def make_optimizer(hparams, workload):
         eps=1e-8,
         weight_decay=hparams.weight_decay,
     )
+
+
+# The schedule ends at the step hint: the trial ends there too (a zero learning rate gains nothing).
+training_steps = until_step_hint

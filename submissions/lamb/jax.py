@@ -3,7 +3,7 @@ torch.py implements the same rule (pytorch-optimizer's Lamb differs; see there).
 
 import optax
 
-from algoperf.frameworks.jax import warmup_cosine
+from algoperf.frameworks.jax import until_step_hint, warmup_cosine
 
 
 def make_optimizer(hparams, workload):
@@ -16,3 +16,7 @@ def make_optimizer(hparams, workload):
         eps=1e-6,
         weight_decay=hparams.weight_decay,
     )
+
+
+# The schedule ends at the step hint: the trial ends there too (a zero learning rate gains nothing).
+training_steps = until_step_hint

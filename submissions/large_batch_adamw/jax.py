@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from algoperf.frameworks.jax import make_train_step, warmup_cosine
+from algoperf.spec import TrainingComplete
 
 # Batch size per workload (base name; variants share it). The full API asks for it by name
 # alone, so a workload missing here is an error to fix, not a silent guess.
@@ -47,7 +48,7 @@ def init_optimizer_state(workload, model_params, model_state, hyperparameters, r
     # Copies: the compiled step donates the parameter and state buffers.
     opt_state = jax.tree.map(jnp.copy, tx.init(model_params))
     train_step = make_train_step(workload, tx, float(hyperparameters.label_smoothing))
-    return {"opt_state": opt_state, "train_step": train_step, "last_loss": None}
+    return {"opt_state": opt_state, "train_step": train_step, "last_loss": None, "total_steps": total_steps}
 
 
 def update_params(
@@ -63,6 +64,8 @@ def update_params(
     global_step,
     rng,
 ):
+    if global_step >= optimizer_state["total_steps"]:
+        raise TrainingComplete  # the schedule has ended: the trial ends here
     params, opt_state, new_model_state, loss = optimizer_state["train_step"](
         current_param_container,
         optimizer_state["opt_state"],

@@ -3,7 +3,7 @@ The same update rule as torch.py (pytorch-optimizer's Lion)."""
 
 import optax
 
-from algoperf.frameworks.jax import warmup_cosine
+from algoperf.frameworks.jax import until_step_hint, warmup_cosine
 
 
 def make_optimizer(hparams, workload):
@@ -15,3 +15,7 @@ def make_optimizer(hparams, workload):
         b2=hparams.beta2,
         weight_decay=hparams.weight_decay,
     )
+
+
+# The schedule ends at the step hint: the trial ends there too (a zero learning rate gains nothing).
+training_steps = until_step_hint

@@ -8,7 +8,7 @@ weight_decay does; after it (below) the decay is decoupled: p <- p - lr * (u + w
 
 import optax
 
-from algoperf.frameworks.jax import warmup_cosine
+from algoperf.frameworks.jax import until_step_hint, warmup_cosine
 
 
 def make_optimizer(hparams, workload):
@@ -19,3 +19,7 @@ def make_optimizer(hparams, workload):
         optax.add_decayed_weights(hparams.weight_decay),
         optax.scale_by_learning_rate(schedule),
     )
+
+
+# The schedule ends at the step hint: the trial ends there too (a zero learning rate gains nothing).
+training_steps = until_step_hint

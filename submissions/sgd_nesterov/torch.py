@@ -14,7 +14,7 @@ ourselves before torch's momentum step.
 
 import torch
 
-from algoperf.frameworks.torch import warmup_cosine
+from algoperf.frameworks.torch import until_step_hint, warmup_cosine
 
 
 class NesterovSGDW(torch.optim.SGD):
@@ -51,3 +51,7 @@ def make_optimizer(params, hparams, workload):
     )
     warmup_steps = int(hparams.warmup_fraction * workload.step_hint)
     return optimizer, warmup_cosine(optimizer, warmup_steps, workload.step_hint)
+
+
+# The schedule ends at the step hint: the trial ends there too (a zero learning rate gains nothing).
+training_steps = until_step_hint

@@ -50,6 +50,13 @@ def make_optimizer(hparams, workload):
     )
 
 
+# Optional: the training length. After this many steps the algorithm is done and the trial ends
+# (scored at its final evaluation), instead of running on to the time budget at a learning rate
+# the schedule has already taken to zero. Leave it out to train until the target or the budget.
+def training_steps(workload, hparams):
+    return workload.step_hint  # where the schedule above ends
+
+
 # Optional: choose the batch size per workload (otherwise `workload.default_batch_size`).
 #
 # def get_batch_size(workload_name):

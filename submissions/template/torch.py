@@ -54,6 +54,13 @@ def make_optimizer(params, hparams, workload):
     return optimizer, scheduler
 
 
+# Optional: the training length. After this many steps the algorithm is done and the trial ends
+# (scored at its final evaluation), instead of running on to the time budget at a learning rate
+# the schedule has already taken to zero. Leave it out to train until the target or the budget.
+def training_steps(workload, hparams):
+    return workload.step_hint  # where the schedule above ends
+
+
 # Optional: choose the batch size per workload (otherwise `workload.default_batch_size`).
 # A bigger batch usually wants a bigger learning rate; see submissions/large_batch_adamw/.
 #

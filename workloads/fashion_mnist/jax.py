@@ -73,11 +73,14 @@ class Features(nn.Module):
 
     channels: tuple[int, ...]
     activation: str
+    stem_stride: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
-        x = act(group_norm("1")(conv(self.channels[0], "0")(x)))  # index 2 is the activation
+        x = act(
+            group_norm("1")(conv(self.channels[0], "0", stride=self.stem_stride)(x))
+        )  # index 2 is the activation
         index = 3
         for i, ch in enumerate(self.channels):
             x = ResidualBlock(ch, self.activation, name=str(index))(x)
@@ -90,17 +93,18 @@ class Features(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """stem -> [residual block -> strided conv] per stage -> global average pool -> dropout
-    (training only, at the call's `dropout_rate`) -> linear."""
+    """stem (stride `stem_stride`) -> [residual block -> strided conv] per stage -> global
+    average pool -> dropout (training only, at the call's `dropout_rate`) -> linear."""
 
     channels: tuple[int, ...]
     num_classes: int
     activation: str
+    stem_stride: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, dropout_rate: Any = 0.0) -> jax.Array:
         x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC
-        x = Features(self.channels, self.activation, name="features")(x)
+        x = Features(self.channels, self.activation, self.stem_stride, name="features")(x)
         pooled = dropout(self, x.mean(axis=(1, 2)), dropout_rate, train)
         return nn.Dense(
             self.num_classes,
@@ -112,7 +116,12 @@ class SmallResNet(nn.Module):
 
 class FashionMnistJaxWorkload(FashionMnistWorkload, JaxWorkload):
     def build_model(self) -> nn.Module:
-        return SmallResNet(tuple(self.options["channels"]), self.num_classes, self.activation)
+        return SmallResNet(
+            tuple(self.options["channels"]),
+            self.num_classes,
+            self.activation,
+            stem_stride=int(self.options.get("stem_stride", 1)),
+        )
 
     def init_inputs(self) -> jax.Array:
         return jnp.zeros((1, 1, 28, 28), jnp.float32)

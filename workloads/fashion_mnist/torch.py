@@ -35,12 +35,13 @@ class ResidualBlock(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """stem -> [residual block -> strided conv] per stage -> global average pool -> dropout
-    (training only, at the call's `dropout_rate`) -> linear."""
+    """stem (stride `stem_stride`: 2 halves every feature map) -> [residual block -> strided
+    conv] per stage -> global average pool -> dropout (training only, at the call's
+    `dropout_rate`) -> linear."""
 
-    def __init__(self, channels: tuple[int, ...], num_classes: int, activation: str):
+    def __init__(self, channels: tuple[int, ...], num_classes: int, activation: str, stem_stride: int = 1):
         super().__init__()
-        layers: list[nn.Module] = [*conv_norm(1, channels[0]), ACTIVATIONS[activation]()]
+        layers: list[nn.Module] = [*conv_norm(1, channels[0], stem_stride), ACTIVATIONS[activation]()]
         for i, ch in enumerate(channels):
             layers.append(ResidualBlock(ch, activation))
             if i + 1 < len(channels):
@@ -55,7 +56,12 @@ class SmallResNet(nn.Module):
 
 class FashionMnistTorchWorkload(FashionMnistWorkload, TorchWorkload):
     def build_model(self) -> nn.Module:
-        return SmallResNet(tuple(self.options["channels"]), self.num_classes, self.activation)
+        return SmallResNet(
+            tuple(self.options["channels"]),
+            self.num_classes,
+            self.activation,
+            stem_stride=int(self.options.get("stem_stride", 1)),
+        )
 
 
 class FashionMnistGeluTorchWorkload(FashionMnistGeluWorkload, FashionMnistTorchWorkload):

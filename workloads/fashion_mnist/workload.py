@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from algoperf.datacache import cache_root, cached_arrays, files_sha256
 from algoperf.errors import AlgoperfError
 from algoperf.spec import Batch, LossType
 from algoperf.workload import DataSplits, Workload, WorkloadSize
@@ -90,10 +91,27 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), standardised. NCHW for both frameworks."""
-    return ((images.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD)[:, None, :, :]
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), standardised. NCHW for both frameworks.
+    One table lookup per pixel (the table holds the same float32 arithmetic for each of the
+    256 values): a third of the time of computing it per pixel."""
+    return PIXEL_TABLE[images][:, None, :, :]
 
 
+PIXEL_TABLE = (np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+
+
+def read_files(directory: Path) -> dict[str, np.ndarray]:
+    """The four idx files as uint8 arrays, decoded once and then memory-mapped from the cache
+    (gzip decoding took 0.4 s of every trial's start)."""
+    paths = [directory / FILES[name] for name in FILES]
+    folder = cache_root() / "fashion_mnist" / files_sha256(paths)[:16]
+    return cached_arrays(
+        folder, tuple(FILES), lambda: {name: read_idx(directory / FILES[name]) for name in FILES}
+    )
+
+
+SMALL_OPTIONS = {"channels": (8, 16, 32), "stem_stride": 2}
+MEDIUM_OPTIONS = {"channels": (16, 32, 64)}
 # The GPU size: wider stages, bf16 mixed precision (tensor cores; float32 parameters and loss).
 LARGE_OPTIONS = {"channels": (64, 128, 256), "precision": "bfloat16"}
 
@@ -113,8 +131,11 @@ class FashionMnistWorkload(Workload):
     # model_fn(..., dropout_rate=p): dropout on the pooled features before the linear head.
     supports_dropout = True
     sizes = {
-        # channels per stage; the small size trains to ~90% in about a minute on 2 cores.
-        "small": WorkloadSize(target=0.87, step_hint=800, options={"channels": (16, 32, 64)}),
+        # small (the cpu profile's): channels per stage, and a stride-2 stem so every feature
+        # map is 14x14 or less; it reaches its target in about 10 s on one core.
+        "small": WorkloadSize(target=0.82, step_hint=400, options=SMALL_OPTIONS),
+        # medium (the cpu_medium profile's): full-resolution stem, ~2.5 minutes on one core.
+        "medium": WorkloadSize(target=0.87, step_hint=800, options=MEDIUM_OPTIONS),
         "large": WorkloadSize(target=0.93, step_hint=6000, options=LARGE_OPTIONS),
     }
 
@@ -123,11 +144,9 @@ class FashionMnistWorkload(Workload):
         return super().data_locations(data_dir) + data_dir_candidates(data_dir)
 
     def load_splits(self) -> DataSplits:
-        directory = find_data_dir(self.data_dir)
-        train_images = read_idx(directory / FILES["train_images"])
-        train_labels = read_idx(directory / FILES["train_labels"])
-        test_images = read_idx(directory / FILES["test_images"])
-        test_labels = read_idx(directory / FILES["test_labels"])
+        arrays = read_files(find_data_dir(self.data_dir))
+        train_images, train_labels = arrays["train_images"], arrays["train_labels"]
+        test_images, test_labels = arrays["test_images"], arrays["test_labels"]
         order = np.random.default_rng(SPLIT_SEED).permutation(len(train_images))
         val_idx, train_idx = order[:NUM_VALIDATION], order[NUM_VALIDATION:]
 
@@ -157,6 +176,7 @@ class FashionMnistGeluWorkload(FashionMnistWorkload):
     variant = "gelu"
     activation = "gelu"
     sizes = {
-        "small": WorkloadSize(target=0.87, step_hint=800, options={"channels": (16, 32, 64)}),
+        "small": WorkloadSize(target=0.82, step_hint=400, options=SMALL_OPTIONS),
+        "medium": WorkloadSize(target=0.87, step_hint=800, options=MEDIUM_OPTIONS),
         "large": WorkloadSize(target=0.93, step_hint=6000, options=LARGE_OPTIONS),
     }

@@ -190,6 +190,10 @@ def window_starts(
         yield block * block_len + offset
 
 
+SMALL_OPTIONS = {"context": 32, "d_model": 64, "num_layers": 2, "num_heads": 2, "eval_tokens": 16_384}
+MEDIUM_OPTIONS = {"context": 64, "d_model": 96, "num_layers": 3, "num_heads": 3, "eval_tokens": 32_768}
+
+
 class ShakespeareWorkload(Workload):
     name = "shakespeare"
     metric_name = "cross_entropy"
@@ -204,17 +208,10 @@ class ShakespeareWorkload(Workload):
     # (attention output, MLP output) before its add.
     supports_dropout = True
     sizes = {
-        "small": WorkloadSize(
-            target=1.89,
-            step_hint=800,
-            options={
-                "context": 64,
-                "d_model": 96,
-                "num_layers": 3,
-                "num_heads": 3,
-                "eval_tokens": 32_768,
-            },
-        ),
+        # small (the cpu profile's) reaches its target in about 10 s on one core; medium (the
+        # cpu_medium profile's) in about 1.5 minutes.
+        "small": WorkloadSize(target=2.23, step_hint=500, options=SMALL_OPTIONS),
+        "medium": WorkloadSize(target=1.89, step_hint=800, options=MEDIUM_OPTIONS),
         "large": WorkloadSize(  # estimates, see TARGET_SETTING
             target=1.40,
             step_hint=5000,
@@ -304,11 +301,8 @@ class ShakespearePostNormWorkload(ShakespeareWorkload):
     large: estimates, as for the base workload.
     """
     sizes = {
-        "small": WorkloadSize(
-            target=1.92,
-            step_hint=800,
-            options=dict(ShakespeareWorkload.sizes["small"].options),
-        ),
+        "small": WorkloadSize(target=2.25, step_hint=500, options=SMALL_OPTIONS),
+        "medium": WorkloadSize(target=1.92, step_hint=800, options=MEDIUM_OPTIONS),
         "large": WorkloadSize(  # estimates
             target=1.45,
             step_hint=5000,

@@ -2,7 +2,7 @@
 submissions written for JAX, import jax, optax and flax.
 
 Workloads import `JaxWorkload` and the torch-default pieces that let a flax model start where
-its torch twin does; submissions import `warmup_cosine`, `make_train_step` and the parameter
+its torch twin does; submissions import `warmup_cosine`, `until_step_hint`, `make_train_step` and the parameter
 naming helpers; the harness asks `BACKEND` (or `algoperf.frameworks.load_backend("jax")`).
 """
 
@@ -15,6 +15,7 @@ from algoperf.frameworks.jax.dropout import dropout
 from algoperf.frameworks.jax.naming import flatten_params, param_shapes, unflatten_params
 from algoperf.frameworks.jax.plugin import make_train_step, plugin_to_full
 from algoperf.frameworks.jax.schedules import warmup_cosine
+from algoperf.spec import until_step_hint
 from algoperf.frameworks.jax.torch_defaults import (
     TORCH_DEFAULT_KERNEL,
     TORCH_NORM_EPS,
@@ -38,6 +39,7 @@ __all__ = [
     "to_compute_dtype",
     "torch_default_bias",
     "torch_layer_norm",
+    "until_step_hint",
     "unflatten_params",
     "warmup_cosine",
 ]
