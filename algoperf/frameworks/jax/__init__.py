@@ -2,8 +2,9 @@
 submissions written for JAX, import jax, optax and flax.
 
 Workloads import `JaxWorkload` and the torch-default pieces that let a flax model start where
-its torch twin does; submissions import `warmup_cosine`, `until_step_hint`, `make_train_step` and the parameter
-naming helpers; the harness asks `BACKEND` (or `algoperf.frameworks.load_backend("jax")`).
+its torch twin does; submissions import `warmup_cosine`, `until_step_hint`, `make_train_step`
+and the parameter naming helpers; the harness asks `BACKEND` (or
+`algoperf.frameworks.load_backend("jax")`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from algoperf.frameworks.jax.dropout import dropout
 from algoperf.frameworks.jax.naming import flatten_params, param_shapes, unflatten_params
 from algoperf.frameworks.jax.plugin import make_train_step, plugin_to_full
 from algoperf.frameworks.jax.schedules import warmup_cosine
-from algoperf.spec import until_step_hint
 from algoperf.frameworks.jax.torch_defaults import (
     TORCH_DEFAULT_KERNEL,
     TORCH_NORM_EPS,
@@ -23,6 +23,7 @@ from algoperf.frameworks.jax.torch_defaults import (
     torch_layer_norm,
 )
 from algoperf.frameworks.jax.workload import JaxWorkload, to_compute_dtype
+from algoperf.spec import until_step_hint
 
 BACKEND = ModuleBackend("jax", JaxWorkload, runtime, state, plugin_to_full)
 
