@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import functools
 import itertools
 import json
 import os
@@ -24,6 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -554,7 +556,8 @@ def run_job(job_cfg: DictConfig) -> int:
     if store.is_complete(directory):
         return 0
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra")]
-    command = [sys.executable, "-m", "algoperf.cli", "run", *overrides, "progress=false"]
+    argv = ["run", *overrides, "progress=false"]
+    command: list[str] | Callable[[], int] = [sys.executable, "-m", "algoperf.cli", *argv]
     directory.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if sweep_job_process():
@@ -562,6 +565,11 @@ def run_job(job_cfg: DictConfig) -> int:
         # records that (watchdog.fail_trial_when_job_dies).
         env[SWEEP_JOB_ENV] = str(os.getpid())
         death_signal = signal.SIGTERM
+        # It runs no trial itself and holds only imported modules: the trial is forked from it
+        # (warm: no interpreter start, no framework import) rather than started afresh.
+        if WARM_START:
+            preload(cfg.framework)
+            command = functools.partial(cli_main, argv)
     else:
         # The job runs in the sweep's main process: its trial dies with it, leaving no record,
         # so a re-run resumes it.
@@ -591,6 +599,34 @@ def run_job(job_cfg: DictConfig) -> int:
         directory, cfg, source.name, f"{reason}; no record written.\n{tail}", status=status
     )
     return outcome.returncode
+
+
+# Trials of a sweep's job processes start warm (forked); ALGOPERF_WARM_START=0 starts each in a
+# fresh interpreter instead (to compare the two, or to rule the fork out when debugging).
+WARM_START = os.environ.get("ALGOPERF_WARM_START", "1") != "0"
+
+
+def preload(framework: str) -> None:
+    """Import what a trial process needs before it forks one (once per job process): the
+    framework and the harness's trial modules. Imports only: no backend starts, no data loads."""
+    import algoperf.cli
+    import algoperf.config
+    import algoperf.loggers
+    import algoperf.runner
+    import algoperf.supervisor  # noqa: F401
+    from algoperf.frameworks import load_backend
+
+    load_backend(framework)
+
+
+def cli_main(argv: list[str]) -> int:
+    """`algoperf run` in a trial forked from a job process (see `preload`)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from algoperf.cli import main
+
+    GlobalHydra.instance().clear()  # the job's multirun state: the trial composes its own config
+    return main(argv)
 
 
 def trial_limits(cfg: RunConfig) -> Limits:

@@ -38,7 +38,21 @@ SPLIT_SEED = 20170825  # Fashion-MNIST's release date: fixed, never a trial seed
 PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
 
 TARGET_SETTING = """
-small (cpu profile, one thread per trial, torch 2.13 / jax 0.10.2 on the 2-core machine):
+small (cpu profile; torch 2.13, one thread per trial, two such jobs side by side):
+    algoperf set-targets fashion_mnist --configs 5 --seeds 3 --loosen 0.03
+  search, 400 steps each (cosine horizon = step_hint), evals every 50 steps; best validation
+  accuracy: AdamW defaults (lr 3e-3, 1-b1 0.1, b2 0.999, wd 0.05, warmup 5%) 0.8606; lr 2.8e-3,
+  1-b1 0.07, b2 0.99, wd 0.015: 0.8584; lr 2.8e-4: 0.7446; two more points below. Best: the
+  defaults. Over 3 seeds: 0.8606, 0.8504, 0.8498; median 0.8504, -3% and rounded down: target
+  0.82, met at steps 200, 250, 250 in 7.7, 8.7 and 8.6 s of submission time (35 ms a step):
+  budget 3 x 8.6 s, rounded up to 30 s; step_hint 400. The 3% slack puts the target where the
+  tuned reference is at about 60% of its training length, so other algorithms can reach it
+  sooner or later: in study 0 of an external-tuning sweep of the five baselines (stop at target
+  off) all five reached 0.82, the slowest 1.41x the fastest's time.
+  The size: a stride-2 stem (every feature map 14x14 or less) and channels (8, 16, 32), a
+  sixth of the medium size's step cost.
+medium (cpu_medium profile; the cpu profile's size until the small one; one thread per trial,
+torch 2.13 / jax 0.10.2 on the 2-core machine):
 AdamW at its search-space defaults (lr 3e-3, 1-beta1 0.1, beta2 0.999, wd 0.05, warmup 5%,
 cosine to step_hint=800), three runs (torch seed 0; jax seeds 0 and 1; the frameworks' curves
 agree within 0.002 at every eval). Best validation accuracy: 0.8766, 0.8748, 0.8780 (median
@@ -47,7 +61,9 @@ agree within 0.002 at every eval). Best validation accuracy: 0.8766, 0.8748, 0.8
 750 s jax (its steps take 2.5x as long on CPU). The tuned baselines' best accuracies at 800
 steps (benchmarks, same machine): NAdamW 0.893, LAMB 0.883, Lion 0.878, SGD-Nesterov 0.878
 (seed 0; 0.859 with seed 1, see submissions/sgd_nesterov/search_space.yaml).
-The gelu variant uses the base target; it was not measured separately.
+gelu variant, small: algoperf set-targets fashion_mnist_gelu --configs 1 --seeds 3 --loosen 0.03
+  (the AdamW defaults, 3 seeds): best 0.8694, 0.8542, 0.8574; median 0.8574: target 0.83, met
+  at steps 200, 250, 300 (8.2, 10.3, 11.1 s; budget 30 s as the base). Medium: the base target.
 large: not yet measured on a GPU (targets are placeholders until `set-targets` runs there).
 """
 
@@ -176,7 +192,7 @@ class FashionMnistGeluWorkload(FashionMnistWorkload):
     variant = "gelu"
     activation = "gelu"
     sizes = {
-        "small": WorkloadSize(target=0.82, step_hint=400, options=SMALL_OPTIONS),
+        "small": WorkloadSize(target=0.83, step_hint=400, options=SMALL_OPTIONS),
         "medium": WorkloadSize(target=0.87, step_hint=800, options=MEDIUM_OPTIONS),
         "large": WorkloadSize(target=0.93, step_hint=6000, options=LARGE_OPTIONS),
     }

@@ -69,7 +69,18 @@ NODE_FEATURES = len(ELEMENTS) + len(DEGREES) + len(FORMAL_CHARGES) + 1 + len(HYB
 EDGE_FEATURES = len(BOND_TYPES) + 2
 
 TARGET_SETTING = """
-small (cpu profile): a reduced run of the procedure on the shared 2-core CPU (torch 2.13,
+small (cpu profile; torch 2.13, one thread per trial, two such jobs side by side):
+    algoperf set-targets qm9 --configs 5 --seeds 3 --loosen 0.03
+  search, 800 steps each, evals every 100 steps; best validation MAE (eV): AdamW defaults
+  0.2675; lr 2.8e-3, 1-b1 0.07, b2 0.99, wd 0.015: 0.2645; lr 2.8e-4: 0.2946; lr 9.0e-3:
+  0.2744. Best: the second. Over 3 seeds: 0.2645, 0.2572, 0.2719; median 0.2645, +3% and
+  rounded up to 0.01 eV: target 0.28, met at steps 600, 500, 600 in 6.8, 5.7 and 7.0 s
+  (11 ms a step): budget 3 x 6.8 s, rounded up to 30 s; step_hint 800. In study 0 of an
+  external-tuning sweep of the five baselines, four reached 0.28 (NAdamW, Lion, AdamW, LAMB),
+  the slowest 1.84x the fastest's time; SGD-Nesterov never left the mean predictor (1.06).
+  (A 3-decimal target, 0.273, left three reaching within 1.17x: too tight to rank them.)
+  The size: width 48, 2 message-passing layers (half the medium step cost).
+medium (cpu_medium profile; the cpu profile's size until the small one): a reduced run of the procedure on the shared 2-core CPU (torch 2.13,
 1 thread per trial, other jobs running beside it):
     algoperf set-targets qm9 --configs 4 --seeds 3 --threads 1 --step-hint 3000
         --eval-every 500 --decimals 2
@@ -395,7 +406,7 @@ class Qm9Workload(Workload):
     sizes = {
         # small (the cpu profile's) reaches its target in about 10 s on one core; medium (the
         # cpu_medium profile's) in about a minute.
-        "small": WorkloadSize(target=0.273, step_hint=800, options=SMALL_OPTIONS),
+        "small": WorkloadSize(target=0.28, step_hint=800, options=SMALL_OPTIONS),
         "medium": WorkloadSize(target=0.21, step_hint=3000, options=MEDIUM_OPTIONS),
         "large": WorkloadSize(  # estimates, see TARGET_SETTING
             target=0.15, step_hint=30_000, options={"hidden": 256, "num_layers": 6}
@@ -440,7 +451,10 @@ class Qm9MeanWorkload(Qm9Workload):
     variant = "mean"
     readout = "mean"
     TARGET_SETTING = """
-    small: algoperf set-targets qm9_mean --configs 1 --seeds 3 --threads 1
+    small: algoperf set-targets qm9_mean --configs 1 --seeds 3 --loosen 0.03 (the AdamW
+      defaults, 3 seeds): best 0.2690, 0.2605, 0.2673; median 0.2673: target 0.28, met at
+      steps 600, 500, 600 (6.4, 5.5, 6.4 s; budget 30 s as the base).
+    medium: algoperf set-targets qm9_mean --configs 1 --seeds 3 --threads 1
       --step-hint 3000 --eval-every 500 (the AdamW defaults only, 3 seeds): best validation
       MAE 0.2102, 0.2093, 0.2094 eV; median 0.2094, +1% and rounded up to 0.01 eV: target 0.22.
       All seeds reach it at step 2500, in 55, 57 and 61 s (median step 23 ms, one thread):
@@ -448,7 +462,7 @@ class Qm9MeanWorkload(Qm9Workload):
     large: estimates, as for the base workload.
     """
     sizes = {
-        "small": WorkloadSize(target=0.29, step_hint=800, options=SMALL_OPTIONS),
+        "small": WorkloadSize(target=0.28, step_hint=800, options=SMALL_OPTIONS),
         "medium": WorkloadSize(target=0.22, step_hint=3000, options=MEDIUM_OPTIONS),
         "large": WorkloadSize(  # estimates
             target=0.16, step_hint=30_000, options={"hidden": 256, "num_layers": 6}

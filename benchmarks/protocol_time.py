@@ -1,0 +1,83 @@
+"""Wall time of the fair protocol on the CPU workloads: the main job, and a new submission's
+full external-tuning score next to it.
+
+1. `make demo` (scripts/demo.sh): the demo baselines under ruleset=external, one study of
+   5 quasi-random trials per workload on the three CPU workloads, then `algoperf score`.
+2. A new submission's full score (3 studies x 5 trials x 3 workloads = 45 trials) added to that
+   results folder (`algoperf sweep ... submissions=[NEW] num_studies=3 sweep=<the demo's>`),
+   then `algoperf score` of the whole folder, against the baselines already there.
+
+Each repeat uses a fresh sweep name (results/<prefix>-<k>), so no trial is reused; set-up and
+the data caches are assumed done (`make setup`, and one earlier run for the caches). Prints
+each run's wall time and, over the repeats, the median and the range.
+
+    .venv/bin/python benchmarks/protocol_time.py --repeats 3 --new-submission nadamw
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS = "[fashion_mnist,shakespeare,qm9]"
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--new-submission", default="nadamw")
+    parser.add_argument("--prefix", default="protocol")
+    parser.add_argument("--skip-new", action="store_true", help="time the main job only")
+    args = parser.parse_args()
+    algoperf = str(ROOT / ".venv" / "bin" / "algoperf")
+    demo_times, new_times = [], []
+    for k in range(args.repeats):
+        sweep = f"{args.prefix}-{k}"
+        env = {**os.environ, "SWEEP": sweep}
+        demo = timed(["bash", "scripts/demo.sh"], env)
+        demo_times.append(demo)
+        print(f"run {k}: make demo (sweep {sweep}) {demo / 60:.2f} min", flush=True)
+        if args.skip_new:
+            continue
+        start = time.perf_counter()
+        timed(
+            [
+                algoperf,
+                "sweep",
+                f"workloads={WORKLOADS}",
+                f"submissions=[{args.new_submission}]",
+                "ruleset=external",
+                "num_studies=3",
+                "num_trials=5",
+                f"sweep={sweep}",
+            ],
+            env,
+        )
+        timed([algoperf, "score", f"results/{sweep}"], env)
+        new = time.perf_counter() - start
+        new_times.append(new)
+        print(f"run {k}: {args.new_submission}, 45 trials + score {new / 60:.2f} min", flush=True)
+    for name, times in (("make demo", demo_times), (f"new submission ({args.new_submission})", new_times)):
+        if times:
+            minutes = [t / 60 for t in times]
+            print(
+                f"{name}: median {statistics.median(minutes):.2f} min, range "
+                f"{min(minutes):.2f}-{max(minutes):.2f} min over {len(minutes)} runs "
+                f"({', '.join(f'{m:.2f}' for m in minutes)})"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
