@@ -80,7 +80,8 @@ small (cpu profile; torch 2.13, one thread per trial, two such jobs side by side
   the slowest 1.84x the fastest's time; SGD-Nesterov never left the mean predictor (1.06).
   (A 3-decimal target, 0.273, left three reaching within 1.17x: too tight to rank them.)
   The size: width 48, 2 message-passing layers (half the medium step cost).
-medium (cpu_medium profile; the cpu profile's size until the small one): a reduced run of the procedure on the shared 2-core CPU (torch 2.13,
+medium (cpu_medium profile; the cpu profile's size until the small one): a reduced run of the
+procedure on the shared 2-core CPU (torch 2.13,
 1 thread per trial, other jobs running beside it):
     algoperf set-targets qm9 --configs 4 --seeds 3 --threads 1 --step-hint 3000
         --eval-every 500 --decimals 2

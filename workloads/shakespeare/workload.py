@@ -68,7 +68,8 @@ small (cpu profile; torch 2.13, one thread per trial, two such jobs side by side
   In study 0 of an external-tuning sweep of the five baselines, three reached 2.23 (NAdamW,
   LAMB, AdamW), the slowest 1.35x the fastest's time; Lion's best was 2.386, SGD's 2.416.
   The size: context 32, width 64, 2 layers, 2 heads (a quarter of the medium step cost).
-medium (cpu_medium profile; the cpu profile's size until the small one): a reduced run of the procedure on the shared 2-core CPU (torch 2.13,
+medium (cpu_medium profile; the cpu profile's size until the small one): a reduced run of the
+procedure on the shared 2-core CPU (torch 2.13,
 1 thread per trial, other jobs running beside it):
     algoperf set-targets shakespeare --configs 4 --seeds 3 --threads 1 --step-hint 800
         --eval-every 100 --decimals 2
