@@ -29,8 +29,9 @@ def pair(request, tmp_path_factory):
         yield loaded_pair(request.param)
 
 
-def batches(splits, count: int, context: int = 64) -> list[dict[str, np.ndarray]]:
-    """`count` batches of training windows from the shared numpy stream."""
+def batches(splits, count: int, context: int = data.SMALL_OPTIONS["context"]) -> list[dict[str, np.ndarray]]:
+    """`count` batches of training windows (of the small size's context) from the shared numpy
+    stream."""
     tokens = splits.train["tokens"]
     stream = data.window_starts(*tokens.shape, context, BATCH_SIZE, seed=0)
     flat = tokens.reshape(-1)

@@ -353,7 +353,7 @@ def test_sweep_launches_each_trial_count_apart_and_passes_search_space(tmp_path,
     out = capsys.readouterr().out
     assert "submission five lists 5 points; num_trials=8 runs 5 trials per study" in out
     assert "x 5-8 trials (per submission) = 13 trials" in out
-    assert [(a[1], a[5]) for a in launches] == [
+    assert [(a[3], a[5]) for a in launches] == [
         (f"submission={five}", "trial=0,1,2,3,4"),
         (f"submission={halton}", "trial=0,1,2,3,4,5,6,7"),
     ]

@@ -215,6 +215,7 @@ def test_mean_readout_variant(workload):
     w, splits = workload
     mean = workload_class("qm9_mean", "torch")("small")
     assert mean.full_name == "qm9_mean" and mean.readout == "mean" and w.readout == "sum"
-    assert mean.target_value != w.target_value
+    # Its own targets, set by its own runs (at the small size they round to the base's 0.28).
+    assert mean.sizes is not w.sizes and mean.sizes["medium"].target != w.sizes["medium"].target
     model, _ = mean.init_model_fn(0)
     assert model.readout == "mean"
