@@ -1,5 +1,6 @@
 # The two entry points. Each does all set-up itself (venv, packages, datasets) first.
-#   make demo   a small leaderboard sweep of the baselines on the CPU workloads, then the leaderboard
+#   make demo   the fair protocol (external tuning, one study) for AdamW, Lion and LAMB on the CPU
+#               workloads, then the leaderboard and the report
 #   make test   the test suite
 .PHONY: setup demo test lint
 
