@@ -19,9 +19,11 @@ from typing import Any
 
 from algoperf.errors import AlgoperfError, did_you_mean
 from algoperf.spec import (
+    DIAGNOSTICS_API,
     FULL_API,
     OPTIONAL_FULL_API,
     PLUGIN_API,
+    STEP_KINDS,
     Submission,
     signature_problem,
 )
@@ -353,6 +355,7 @@ def load_submission(source: SubmissionSource, framework: str) -> Submission:
     else:
         functions = {name: getattr(module, name) for name in FULL_API}
         functions["prepare_for_eval"] = getattr(module, "prepare_for_eval", None)
+        functions["diagnostics"] = getattr(module, "diagnostics", None)
     return Submission(
         name=source.name,
         framework=framework,
@@ -365,6 +368,7 @@ def load_submission(source: SubmissionSource, framework: str) -> Submission:
         prepare_for_eval=functions.get("prepare_for_eval"),
         is_plugin=is_plugin,
         compat=compat,
+        diagnostics=functions.get("diagnostics"),
     )
 
 
@@ -376,7 +380,14 @@ def api_problems(module: ModuleType, framework: str) -> list[str]:
         problem = signature_problem(module.make_optimizer, expected)
         if problem:
             problems.append(f"make_optimizer {problem}")
-        optional = {"get_batch_size": FULL_API["get_batch_size"], **OPTIONAL_FULL_API}
+        optional = {
+            "get_batch_size": FULL_API["get_batch_size"],
+            "diagnostics": DIAGNOSTICS_API[framework],
+            **OPTIONAL_FULL_API,
+        }
+        kind = getattr(module, "step_kind", "gradient")
+        if kind not in STEP_KINDS:
+            problems.append(f"step_kind = {kind!r} is not one of {', '.join(map(repr, STEP_KINDS))}")
     else:
         missing = [name for name in FULL_API if not hasattr(module, name)]
         if len(missing) == len(FULL_API):
@@ -388,7 +399,7 @@ def api_problems(module: ModuleType, framework: str) -> list[str]:
             problems.append(
                 f"missing function {name}({', '.join(FULL_API[name])}) of the full submission API"
             )
-        optional = OPTIONAL_FULL_API
+        optional = {**OPTIONAL_FULL_API, "diagnostics": DIAGNOSTICS_API["full"]}
         for name, expected in FULL_API.items():
             if hasattr(module, name):
                 problem = signature_problem(getattr(module, name), expected)

@@ -51,6 +51,8 @@ EVAL_FIELDS = (
 
 RECORD_NAME = "record.json"
 EVALS_NAME = "evals.csv"
+# evals.csv columns a submission's `diagnostics` adds (informational, never scored).
+PLUGIN_PREFIX = "plugin."
 CLAIM_NAME = ".claim"
 RUNNING_NAME = ".running"
 
@@ -282,18 +284,41 @@ def append_submission_metrics(directory: Path, rows: list[tuple[int, str, float]
 
 
 class EvalLog:
-    """Appends one row per eval to evals.csv, flushed at once so a crash keeps earlier rows."""
+    """Appends one row per eval to evals.csv, flushed at once so a crash keeps earlier rows.
+
+    The columns are EVAL_FIELDS, then any `plugin.<name>` a submission's `diagnostics` reports,
+    in the order first seen; a new name rewrites the file (atomically) with the wider header.
+    """
 
     def __init__(self, directory: str | Path):
         self.path = Path(directory) / EVALS_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fields = list(EVAL_FIELDS)
+        self.rows: list[dict[str, Any]] = []
         self._file = open(self.path, "w", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=EVAL_FIELDS)
-        self._writer.writeheader()
-        self._file.flush()
+        self._writer = self._start(self._file)
+
+    def _start(self, file: Any) -> csv.DictWriter:
+        writer = csv.DictWriter(file, fieldnames=self.fields)
+        writer.writeheader()
+        file.flush()
+        return writer
 
     def append(self, row: dict[str, Any]) -> None:
-        self._writer.writerow({k: row.get(k, "") for k in EVAL_FIELDS})
+        self.rows.append(row)
+        new = [k for k in row if k.startswith(PLUGIN_PREFIX) and k not in self.fields]
+        if new:
+            self.fields += new
+            self._file.close()
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            with open(temporary, "w", newline="") as f:
+                writer = self._start(f)
+                writer.writerows({k: r.get(k, "") for k in self.fields} for r in self.rows)
+            os.replace(temporary, self.path)
+            self._file = open(self.path, "a", newline="")
+            self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
+            return
+        self._writer.writerow({k: row.get(k, "") for k in self.fields})
         self._file.flush()
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ VISIBLE = frozenset(
         "num_train_examples",
         "param_types",
         "param_shapes",
+        "param_info",
         "model_fn",
         "loss_fn",
         "init_model_fn",

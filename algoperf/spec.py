@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,93 @@ class ParamType(enum.Enum):
     ATTENTION_V = "attention_v"
     ATTENTION_QKV = "attention_qkv"  # fused q/k/v projection
     ATTENTION_OUT = "attention_out"
+
+
+class ParamRole(enum.Enum):
+    """Where a parameter sits in the network. Orthogonal to its ParamType: the head of a
+    classifier is a WEIGHT and a BIAS, the input layer may be a convolution or an embedding.
+    Optimizers that treat the ends of a network apart (Muon: matrices of hidden layers only)
+    read this instead of guessing which weight is the last."""
+
+    INPUT = "input"  # reads the data: token/position embeddings, the stem, feature encoders
+    HIDDEN = "hidden"
+    OUTPUT = "output"  # produces the model's outputs: the final layer (logits, predictions)
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter as an optimizer may see it: kind, position, shape and layout.
+
+    The layout says which axes index the layer's outputs (fan-out) and which its inputs
+    (fan-in: input features, or input channels and kernel positions), because the frameworks
+    store the same layer differently: a dense weight is (out, in) in torch and (in, out) in
+    flax, a convolution (out, in, kh, kw) in torch and (kh, kw, in, out) in flax. An embedding
+    table (num, dim) maps a one-hot input of `num` to `dim` outputs in both. A vector (bias,
+    norm scale) has only fan-out axes.
+    """
+
+    type: ParamType
+    role: ParamRole
+    shape: tuple[int, ...]
+    fan_in_axes: tuple[int, ...]
+    fan_out_axes: tuple[int, ...]
+
+    @property
+    def fan_in(self) -> int:
+        return _product(self.shape[a] for a in self.fan_in_axes)
+
+    @property
+    def fan_out(self) -> int:
+        return _product(self.shape[a] for a in self.fan_out_axes)
+
+    @property
+    def is_matrix(self) -> bool:
+        """A weight with both fan-in and fan-out axes: it can be viewed as a matrix."""
+        return bool(self.fan_in_axes) and bool(self.fan_out_axes)
+
+    @property
+    def matrix_axes(self) -> tuple[int, ...]:
+        """The permutation that puts fan-out axes first, then fan-in axes: transpose by it and
+        reshape to (fan_out, fan_in) to view the weight as torch's (out, in) matrix."""
+        return self.fan_out_axes + self.fan_in_axes
+
+    def as_matrix(self, value: Any) -> Any:
+        """`value` (a torch tensor, jax or numpy array of this shape) as a (fan_out, fan_in) matrix."""
+        if not self.is_matrix:
+            raise ValueError(f"a {self.type.value} of shape {self.shape} has no matrix view")
+        permute = getattr(value, "permute", None) or value.transpose
+        return permute(*self.matrix_axes).reshape(self.fan_out, self.fan_in)
+
+    def from_matrix(self, matrix: Any) -> Any:
+        """The inverse of `as_matrix`: a (fan_out, fan_in) matrix back in this parameter's layout."""
+        permuted = matrix.reshape(*(self.shape[a] for a in self.matrix_axes))
+        inverse = sorted(range(len(self.matrix_axes)), key=self.matrix_axes.__getitem__)
+        permute = getattr(permuted, "permute", None) or permuted.transpose
+        return permute(*inverse)
+
+
+def _product(values: Any) -> int:
+    result = 1
+    for v in values:
+        result *= int(v)
+    return result
+
+
+def param_layout(framework: str, param_type: ParamType, shape: tuple[int, ...]) -> tuple[tuple, tuple]:
+    """(fan_in_axes, fan_out_axes) of a parameter of `param_type` and `shape` as `framework`
+    ("torch" | "jax") stores it."""
+    ndim = len(shape)
+    axes = tuple(range(ndim))
+    if ndim <= 1 or param_type in VECTOR_TYPES:
+        return (), axes
+    if param_type is ParamType.EMBEDDING:
+        return (0,), axes[1:]
+    if framework == "torch":  # (out, in, *kernel)
+        return axes[1:], (0,)
+    return axes[:-1], (ndim - 1,)  # flax: (*kernel, in, out), dense (in, out)
+
+
+VECTOR_TYPES = frozenset({ParamType.BIAS, ParamType.NORM_SCALE, ParamType.NORM_BIAS})
 
 
 class LossType(enum.Enum):
@@ -164,6 +252,50 @@ PLUGIN_API: dict[str, list[str]] = {
     "torch": ["params", "hparams", "workload"],
     "jax": ["hparams", "workload"],
 }
+# A plugin's optional `diagnostics(...)`: scalars recorded with every evaluation (evals.csv
+# columns `plugin.<name>`). It receives what make_optimizer built; a full submission's receives
+# its optimizer_state.
+DIAGNOSTICS_API: dict[str, list[str]] = {
+    "torch": ["optimizer"],
+    "jax": ["opt_state"],
+    "full": ["optimizer_state"],
+}
+# A plugin's optional `step_kind`: what its standard step hands the optimizer.
+#   "gradient"      the gradient (default)
+#   "closure"       the gradient, and a closure that recomputes loss and gradient (torch:
+#                   optimizer.step(closure); JAX: value_fn / grad_fn, always offered)
+#   "forward_only"  no gradient: a closure (torch) or value_fn (JAX) that evaluates the loss
+STEP_KINDS = ("gradient", "closure", "forward_only")
+
+
+DIAGNOSTIC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]{0,63}$")
+MAX_DIAGNOSTICS = 32
+
+
+def checked_diagnostics(values: Any, to_float: Any = float) -> dict[str, float]:
+    """A submission's `diagnostics` result as {name: float}, or a ValueError saying what is wrong
+    (checked in the worker, where the submission's error belongs, and again by the supervisor,
+    which trusts nothing the worker sends)."""
+    if not isinstance(values, Mapping):
+        raise ValueError(
+            f"diagnostics(...) must return a dict of name -> number, got {type(values).__name__}"
+        )
+    if len(values) > MAX_DIAGNOSTICS:
+        raise ValueError(
+            f"diagnostics(...) returned {len(values)} values; at most {MAX_DIAGNOSTICS} are kept"
+        )
+    checked = {}
+    for name, value in values.items():
+        if not (isinstance(name, str) and DIAGNOSTIC_NAME.match(name)):
+            raise ValueError(
+                f"diagnostics name {name!r} must start with a letter and hold only letters, digits, "
+                "'_' and '.' (at most 64 characters)"
+            )
+        try:
+            checked[name] = float(to_float(value))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"diagnostics value {name!r} is not a scalar number ({e})") from None
+    return checked
 
 
 @dataclass
@@ -181,6 +313,7 @@ class Submission:
     prepare_for_eval: Any | None
     is_plugin: bool
     compat: Any | None = None  # algoperf.compat.adapter.AlgoperfAdapter for an AlgoPerf submission
+    diagnostics: Any | None = None  # optimizer_state -> {name: scalar}, recorded at every eval
 
 
 def signature_problem(fn: Any, expected: list[str]) -> str | None:

@@ -39,6 +39,7 @@ from algoperf.ledger import Ledger
 from algoperf.record import TrialRecord
 from algoperf.rules import RuleViolation
 from algoperf.sandbox import Confinement, WorkerGroup, become_subreaper, children_of, unprivileged_user
+from algoperf.spec import checked_diagnostics
 
 # A worker that does not report within this long after its budget ran out is stopped.
 OVERRUN_GRACE_S = 5.0
@@ -116,6 +117,7 @@ class Supervisor:
         self.group: WorkerGroup | None = None
         self.last_eval: dict[str, Any] | None = None
         self.train_loss_sum, self.train_loss_count = 0.0, 0
+        self.diagnostics: dict[str, float] = {}
 
     # ---- the trial ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -173,6 +175,7 @@ class Supervisor:
             return "failed"
         self.record.compile_time_s = float(report.get("compile_time_s") or 0.0)
         self._log_submission_metrics(report.get("submission_metrics"))
+        self._keep_diagnostics(report.get("diagnostics"))
         self.train_loss_sum += float(report.get("train_loss_sum") or 0.0)
         self.train_loss_count += int(report.get("train_loss_count") or 0)
         status = report.get("status")
@@ -187,6 +190,14 @@ class Supervisor:
         if self.ledger.eval_due:
             return self._evaluate(final=False)
         return None
+
+    def _keep_diagnostics(self, values: Any) -> None:
+        """The submission's `diagnostics` scalars, logged with the next eval row as
+        `plugin.<name>` columns (informational, never scored). Malformed ones are dropped."""
+        try:
+            self.diagnostics = checked_diagnostics(values) if values is not None else {}
+        except ValueError:
+            self.diagnostics = {}
 
     def _log_submission_metrics(self, metrics: Any) -> None:
         """What the submission logged through `workload.metrics_logger` (AlgoPerf submissions),
@@ -403,6 +414,7 @@ class Supervisor:
             "validation_metric": metric,
             "test_loss": float(test["loss"]) if test else None,
             "test_metric": float(test[workload.metric_name]) if test else None,
+            **{f"plugin.{name}": value for name, value in self.diagnostics.items()},
         }
         self.log.append(row)
         self.emit("eval", {"row": row, "record": record.to_dict()})

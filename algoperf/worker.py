@@ -26,7 +26,7 @@ from algoperf.frameworks import load_backend
 from algoperf.ipc import Channel, ControlFlags, SharedBlock, layout_bytes, layout_from_json
 from algoperf.rules import RuleViolation, WorkloadView
 from algoperf.sandbox import Confinement, confine_self
-from algoperf.spec import Hyperparameters, TrainingComplete
+from algoperf.spec import Hyperparameters, TrainingComplete, checked_diagnostics
 
 
 class Worker:
@@ -138,15 +138,29 @@ class Worker:
         prepared = (
             status != "training_complete" or self.global_step != self.last_report_step or not self.reports
         )
+        diagnostics = None
         if prepared:
             try:
                 self._prepare_for_eval()
                 self.fw.export_state(self.params, self.model_state, self.views)
+                diagnostics = self._diagnostics()
             except RuleViolation as e:
                 return self._report("failed", error=str(e))
             except Exception:
                 return self._report("failed", error=traceback.format_exc())
-        return self._report(status, prepared=prepared, train_loss_sum=loss_sum, train_loss_count=loss_count)
+        return self._report(
+            status,
+            prepared=prepared,
+            train_loss_sum=loss_sum,
+            train_loss_count=loss_count,
+            diagnostics=diagnostics,
+        )
+
+    def _diagnostics(self) -> dict[str, float] | None:
+        """The submission's own scalars for this eval (timed: it is the submission's code)."""
+        if self.submission.diagnostics is None:
+            return None
+        return checked_diagnostics(self.submission.diagnostics(self.optimizer_state), self.fw.to_float)
 
     def _step(self) -> float | None:
         batch = self.submission.data_selection(

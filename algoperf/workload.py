@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import fnmatch
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from algoperf.spec import Batch, ForwardPassMode, LossType, ParamType
+from algoperf.spec import Batch, ForwardPassMode, LossType, ParamInfo, ParamRole, ParamType, param_layout
 
 # Compute precisions a workload size may declare in its options ("precision").
 PRECISIONS = ("float32", "bfloat16")
@@ -111,6 +112,10 @@ class Workload(abc.ABC):
     # workload without them refuses a nonzero rate. `default_dropout_rate` is what None means.
     supports_dropout: bool = False
     default_dropout_rate: float = 0.0
+    # The layers at the ends of the network (fnmatch patterns of module names, e.g. "head" or
+    # "layers.*.edge_encoder"): their parameters get ParamRole.INPUT / OUTPUT, the rest HIDDEN.
+    input_layers: tuple[str, ...] = ()
+    output_layers: tuple[str, ...] = ()
 
     def __init__(self, size: str = "small", data_dir: str | None = None):
         if size not in self.sizes:
@@ -123,6 +128,7 @@ class Workload(abc.ABC):
         self.data_dir = data_dir
         self._param_types: dict[str, ParamType] | None = None
         self._param_shapes: dict[str, tuple[int, ...]] | None = None
+        self._param_info: dict[str, ParamInfo] | None = None
         self._num_train_examples: int | None = None
 
     # ---- identity -------------------------------------------------------------------------
@@ -173,6 +179,34 @@ class Workload(abc.ABC):
         if self._param_shapes is None:
             raise RuntimeError("param_shapes is known once init_model_fn has run")
         return self._param_shapes
+
+    @property
+    def param_info(self) -> dict[str, ParamInfo]:
+        """Parameter name -> ParamInfo (type, role, shape, fan-in/fan-out axes in this
+        framework's layout), in the order of `param_types`."""
+        if self._param_info is None:
+            raise RuntimeError("param_info is known once init_model_fn has run")
+        return self._param_info
+
+    def param_role_of(self, name: str) -> ParamRole:
+        """INPUT / OUTPUT for parameters of the layers `input_layers` / `output_layers` name."""
+        module = name.rsplit(".", 1)[0]
+        if any(fnmatch.fnmatchcase(module, pattern) for pattern in self.output_layers):
+            return ParamRole.OUTPUT
+        if any(fnmatch.fnmatchcase(module, pattern) for pattern in self.input_layers):
+            return ParamRole.INPUT
+        return ParamRole.HIDDEN
+
+    def _set_params(self, types: dict[str, ParamType], shapes: dict[str, tuple[int, ...]]) -> None:
+        """Record what init_model_fn found: types, shapes and each parameter's ParamInfo."""
+        self._param_types = types
+        self._param_shapes = shapes
+        self._param_info = {
+            name: ParamInfo(
+                t, self.param_role_of(name), shapes[name], *param_layout(self.framework, t, shapes[name])
+            )
+            for name, t in types.items()
+        }
 
     @property
     def num_train_examples(self) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from algoperf.spec import TrainingComplete, next_batch
+from algoperf.spec import STEP_KINDS, TrainingComplete, next_batch
 
 
 def default_threads() -> int:
@@ -157,13 +157,27 @@ class UpdateCall:
     rng: Any
 
 
+def step_kind_of(module: ModuleType) -> str:
+    """A plugin's `step_kind` (algoperf.spec.STEP_KINDS), "gradient" when it sets none."""
+    kind = getattr(module, "step_kind", "gradient")
+    if kind not in STEP_KINDS:
+        raise ValueError(f"step_kind = {kind!r} is not one of {', '.join(map(repr, STEP_KINDS))}")
+    return kind
+
+
 def full_api(
-    module: ModuleType, init_optimizer_state: Any, standard_step: Callable[[UpdateCall], tuple[Any, Any, Any]]
+    module: ModuleType,
+    init_optimizer_state: Any,
+    standard_step: Callable[[UpdateCall], tuple[Any, Any, Any]],
+    diagnostics_input: str,
 ) -> dict[str, Any]:
     """The full submission API of a plugin, given the backend's `init_optimizer_state` and its
     standard step (an UpdateCall -> (optimizer_state, params, model_state)): batches come from
     the standard stream, and the plugin's optional `prepare_for_eval` and `get_batch_size`
     are kept.
+
+    A plugin's `diagnostics(x)` receives `optimizer_state[diagnostics_input]`: what its
+    make_optimizer built (torch: the optimizer(s); JAX: the optax state).
 
     A plugin that defines `training_steps(workload, hparams)` declares its training length:
     after that many steps the trial ends (status `training_complete`, or `reached` if the final
@@ -205,6 +219,8 @@ def full_api(
     }
     if hasattr(module, "get_batch_size"):
         functions["get_batch_size"] = module.get_batch_size
+    if hasattr(module, "diagnostics"):
+        functions["diagnostics"] = lambda state: module.diagnostics(state[diagnostics_input])
     return functions
 
 

@@ -134,6 +134,8 @@ LARGE_OPTIONS = {"channels": (64, 128, 256), "precision": "bfloat16"}
 
 class FashionMnistWorkload(Workload):
     name = "fashion_mnist"
+    input_layers = ("features.0",)
+    output_layers = ("head",)
     metric_name = "accuracy"
     metric_higher_is_better = True
     loss_type = LossType.SOFTMAX_CROSS_ENTROPY

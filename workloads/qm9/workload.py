@@ -394,6 +394,8 @@ MEDIUM_OPTIONS = {"hidden": 64, "num_layers": 3}
 
 class Qm9Workload(Workload):
     name = "qm9"
+    input_layers = ("node_encoder", "layers.*.edge_encoder")
+    output_layers = ("head.2",)
     metric_name = "mae_ev"
     metric_higher_is_better = False
     loss_type = LossType.MEAN_ABSOLUTE_ERROR

@@ -207,6 +207,8 @@ MEDIUM_OPTIONS = {"context": 64, "d_model": 96, "num_layers": 3, "num_heads": 3,
 
 class ShakespeareWorkload(Workload):
     name = "shakespeare"
+    input_layers = ("token_embedding", "position_embedding")
+    output_layers = ("head",)
     metric_name = "cross_entropy"
     metric_higher_is_better = False
     loss_type = LossType.SOFTMAX_CROSS_ENTROPY

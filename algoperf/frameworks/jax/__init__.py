@@ -13,7 +13,7 @@ from algoperf.frameworks.backend import ModuleBackend
 from algoperf.frameworks.jax import runtime, state
 from algoperf.frameworks.jax.compile_ledger import compile_count
 from algoperf.frameworks.jax.dropout import dropout
-from algoperf.frameworks.jax.naming import flatten_params, param_shapes, unflatten_params
+from algoperf.frameworks.jax.naming import flatten_params, label_params, param_shapes, unflatten_params
 from algoperf.frameworks.jax.plugin import make_train_step, plugin_to_full
 from algoperf.frameworks.jax.schedules import warmup_cosine
 from algoperf.frameworks.jax.torch_defaults import (
@@ -35,6 +35,7 @@ __all__ = [
     "compile_count",
     "dropout",
     "flatten_params",
+    "label_params",
     "make_train_step",
     "param_shapes",
     "to_compute_dtype",

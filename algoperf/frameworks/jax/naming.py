@@ -51,3 +51,16 @@ def unflatten_params(flat: dict[str, Any], like: Any) -> Any:
 
 def param_shapes(params: Any) -> dict[str, tuple[int, ...]]:
     return {name: tuple(leaf.shape) for name, leaf in flatten_params(params).items()}
+
+
+def label_params(workload: Any, label_of: Any) -> Any:
+    """A function params -> a tree of labels, `label_of(info)` per parameter (info: the
+    workload's ParamInfo), for optax.partition / optax.masked. E.g. Muon for hidden matrices,
+    AdamW for the rest:
+
+        labels = label_params(workload, lambda info: "muon" if info.is_matrix
+                              and info.role is ParamRole.HIDDEN else "adamw")
+        optax.partition({"muon": ..., "adamw": ...}, labels)
+    """
+    info = workload.param_info
+    return lambda params: unflatten_params({name: label_of(i) for name, i in info.items()}, params)

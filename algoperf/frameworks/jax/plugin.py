@@ -3,6 +3,7 @@ optax.GradientTransformation, run by one compiled standard step."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -11,10 +12,28 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from algoperf.frameworks.backend import UpdateCall, full_api
+from algoperf.frameworks.backend import UpdateCall, full_api, step_kind_of
 from algoperf.frameworks.jax.runtime import device
 from algoperf.spec import ForwardPassMode, hparam
 from algoperf.workload import Workload
+
+# What the standard step offers a GradientTransformationExtraArgs besides the gradient (only
+# the names its update accepts are passed; unused ones cost nothing once compiled):
+#   value     the mean loss at params             grad      the (clipped) gradient
+#   value_fn  params -> mean loss on this batch   obj_fn    the same (optax's Hutchinson/Sophia name)
+#   grad_fn   (params, i) -> the (clipped) gradient on this batch (optax.contrib.sam's opaque mode)
+EXTRA_ARGS = ("value", "grad", "value_fn", "obj_fn", "grad_fn")
+
+
+def accepted_extra_args(tx: Any) -> tuple[str, ...]:
+    """The EXTRA_ARGS names `tx.update` takes (all of them when it takes **extra_args)."""
+    try:
+        parameters = inspect.signature(tx.update).parameters
+    except (TypeError, ValueError):
+        return ()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return EXTRA_ARGS
+    return tuple(name for name in EXTRA_ARGS if name in parameters)
 
 
 def make_train_step(
@@ -23,11 +42,14 @@ def make_train_step(
     label_smoothing: float = 0.0,
     grad_clip_norm: float | None = None,
     dropout_rate: float | None = None,
+    step_kind: str = "gradient",
 ) -> Callable[..., tuple[Any, Any, Any, jax.Array]]:
     """The standard step, compiled once: (params, opt_state, model_state, batch, rng) ->
     (params, opt_state, model_state, mean loss). params and opt_state buffers are donated.
     `dropout_rate` (None: the workload's default) is fixed for the step's lifetime; the
-    dropout masks are drawn from `rng`."""
+    dropout masks are drawn from `rng`. With step_kind "forward_only" no gradient is taken:
+    `tx.update` receives zeros and evaluates the loss through `value_fn`."""
+    extra_names = accepted_extra_args(tx)
 
     def mean_loss(params, model_state, batch, rng):
         outputs, new_model_state = workload.model_fn(
@@ -42,15 +64,34 @@ def make_train_step(
         loss = workload.loss_fn(batch["targets"], outputs, batch.get("weights"), label_smoothing)
         return loss["summed"] / loss["n_valid_examples"], new_model_state
 
+    def clipped(grads):
+        if not grad_clip_norm:
+            return grads
+        # torch.nn.utils.clip_grad_norm_'s rule, eps included, so both frameworks clip alike.
+        scale = jnp.minimum(1.0, grad_clip_norm / (optax.tree.norm(grads) + 1e-6))
+        return jax.tree.map(lambda g: g * scale, grads)
+
     def step(params, opt_state, model_state, batch, rng):
-        (loss, new_model_state), grads = jax.value_and_grad(mean_loss, has_aux=True)(
-            params, model_state, batch, rng
-        )
-        if grad_clip_norm:
-            # torch.nn.utils.clip_grad_norm_'s rule, eps included, so both frameworks clip alike.
-            scale = jnp.minimum(1.0, grad_clip_norm / (optax.tree.norm(grads) + 1e-6))
-            grads = jax.tree.map(lambda g: g * scale, grads)
-        updates, opt_state = tx.update(grads, opt_state, params)
+        def value_fn(p):
+            return mean_loss(p, model_state, batch, rng)[0]
+
+        if step_kind == "forward_only":
+            loss, new_model_state = mean_loss(params, model_state, batch, rng)
+            grads = jax.tree.map(jnp.zeros_like, params)
+        else:
+            (loss, new_model_state), grads = jax.value_and_grad(mean_loss, has_aux=True)(
+                params, model_state, batch, rng
+            )
+            grads = clipped(grads)
+        offered = {
+            "value": loss,
+            "grad": grads,
+            "value_fn": value_fn,
+            "obj_fn": value_fn,
+            "grad_fn": lambda p, *_: clipped(jax.grad(value_fn)(p)),
+        }
+        extra = {name: offered[name] for name in extra_names}
+        updates, opt_state = tx.update(grads, opt_state, params, **extra)
         return optax.apply_updates(params, updates), opt_state, new_model_state, loss
 
     return jax.jit(step, donate_argnums=(0, 1))
@@ -64,10 +105,14 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
     `dropout_rate` if the search space has one, fixed per trial so it is compiled in), mean loss
     over valid examples (with the hyperparameter `label_smoothing` if the search space has one),
     gradient, optional global gradient clipping (`grad_clip_norm`), `tx.update`,
-    `optax.apply_updates`.
+    `optax.apply_updates`. A GradientTransformationExtraArgs also receives what EXTRA_ARGS
+    lists, by the names its update accepts (SAM's grad_fn, Sophia's obj_fn, a line search's
+    value_fn). To give parts of the model different optimizers, use optax.partition with
+    labels from `workload.param_info` (algoperf.frameworks.jax.label_params).
     optimizer_state = {"opt_state", "last_loss" (device scalar), "train_step" (compiled)}.
     """
     make_optimizer = module.make_optimizer
+    step_kind = step_kind_of(module)
 
     def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
         tx = make_optimizer(hyperparameters, workload)
@@ -86,6 +131,7 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
             float(hparam(hyperparameters, "label_smoothing", 0.0)),
             float(clip) if clip else None,
             None if dropout_rate is None else float(dropout_rate),
+            step_kind,
         )
         return {"opt_state": opt_state, "last_loss": None, "train_step": train_step}
 
@@ -102,4 +148,4 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
         optimizer_state["last_loss"] = loss
         return optimizer_state, params, new_model_state
 
-    return full_api(module, init_optimizer_state, standard_step)
+    return full_api(module, init_optimizer_state, standard_step, diagnostics_input="opt_state")

@@ -128,11 +128,11 @@ class JaxWorkload(Workload):
             key=lambda p: (call_order[p[:-1]], p[-1] not in TORCH_LEAF_NAMES),
         )
         shapes = {flatten_key(p): tuple(leaf.shape) for p, leaf in raw_paths(params)}
-        self._param_types = {
+        types = {
             flatten_key(p): self.param_type_of(flatten_key(p), module_kind(owners[p[:-1]], MODULE_KINDS))
             for p in paths
         }
-        self._param_shapes = {name: shapes[name] for name in self._param_types}
+        self._set_params(types, {name: shapes[name] for name in types})
         return params, variables
 
     def model_fn(

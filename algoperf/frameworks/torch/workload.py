@@ -71,8 +71,7 @@ class TorchWorkload(Workload):
         for name, _ in model.named_parameters():
             owner = modules[name.rsplit(".", 1)[0]] if "." in name else model
             types[name] = self.param_type_of(name, module_kind(type(owner), MODULE_KINDS))
-        self._param_types = types
-        self._param_shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        self._set_params(types, {name: tuple(p.shape) for name, p in model.named_parameters()})
         return model, None
 
     def model_fn(
