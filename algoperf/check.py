@@ -125,6 +125,30 @@ def _one_step(submission: str, framework: str, workload: str) -> bool:
     return True
 
 
+def check_parity(name_or_path: str, workload: str = "fashion_mnist", steps: int = 10) -> bool:
+    """`check --parity`: the plugin's torch and JAX optimizers from identical parameters on an
+    identical objective (algoperf.parity), the largest difference after every step."""
+    from algoperf.parity import ATOL, RTOL, format_report, update_parity
+
+    try:
+        result = update_parity(name_or_path, workload, steps)
+    except AlgoperfError as e:
+        _say(False, f"parity: {e}")
+        return False
+    print(f"  parity on {workload}'s parameters, {steps} steps (step hint {2 * steps}):")
+    for line in format_report(result):
+        print(f"       {line}")
+    if result.moved <= 1e-4:
+        _say(False, f"parity: the parameters barely moved (at most {result.moved:.1e}); nothing was compared")
+        return False
+    first = result.first_disagreement
+    if first is None:
+        _say(True, f"parity: torch and JAX agree at every step (rtol {RTOL:g}, atol {ATOL:g})")
+        return True
+    _say(False, f"parity: torch and JAX differ from step {first} (beyond rtol {RTOL:g}, atol {ATOL:g})")
+    return False
+
+
 def new_submission(name: str, directory: str = "submissions") -> Path:
     if not name.isidentifier():
         raise AlgoperfError(f"submission name {name!r} must be a Python identifier (e.g. my_adam).")

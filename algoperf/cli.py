@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 USAGE = """usage: algoperf COMMAND [...]
 
   list                                  workloads (+variants), submissions, rulesets, hardware profiles
-  check SUBMISSION [--framework F]      validate a submission before spending compute
+  check SUBMISSION [--framework F] [--parity]
+                                        validate a submission before spending compute;
+                                        --parity: do its torch and JAX updates agree?
   run workload=W submission=S [k=v...]  one timed trial (Hydra overrides, see conf/config.yaml)
   sweep workloads=[..] submissions=[..] a leaderboard sweep (each trial in its own process)
   score RESULTS_DIR [--out DIR] [--measure time|steps] [--verify] [--trust-unsigned]
@@ -120,8 +122,19 @@ def cmd_check(args: list[str]) -> int:
     parser.add_argument("--framework", choices=["torch", "jax"], default=None)
     parser.add_argument("--workload", default="fashion_mnist", help="workload for the one-step run")
     parser.add_argument("--no-step", action="store_true", help="static checks only")
+    parser.add_argument(
+        "--parity",
+        action="store_true",
+        help="also compare the plugin's torch and JAX updates on the workload's parameters",
+    )
+    parser.add_argument("--parity-steps", type=int, default=10, help="steps compared by --parity")
     ns = parser.parse_args(args)
-    return 0 if check_submission(ns.submission, ns.framework, ns.workload, run_step=not ns.no_step) else 1
+    ok = check_submission(ns.submission, ns.framework, ns.workload, run_step=not ns.no_step)
+    if ok and ns.parity:
+        from algoperf.check import check_parity
+
+        ok = check_parity(ns.submission, ns.workload, ns.parity_steps)
+    return 0 if ok else 1
 
 
 def check_hparams(cfg: RunConfig) -> None:

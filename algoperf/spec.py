@@ -52,7 +52,9 @@ class ParamInfo:
     store the same layer differently: a dense weight is (out, in) in torch and (in, out) in
     flax, a convolution (out, in, kh, kw) in torch and (kh, kw, in, out) in flax. An embedding
     table (num, dim) maps a one-hot input of `num` to `dim` outputs in both. A vector (bias,
-    norm scale) has only fan-out axes.
+    norm scale) has only fan-out axes. Fan-in axes are listed in torch's order (input
+    channels, then kernel positions), so `as_matrix` gives the same (fan_out, fan_in) matrix
+    in both frameworks and `b.from_matrix(a.as_matrix(x))` converts between their layouts.
     """
 
     type: ParamType
@@ -113,7 +115,9 @@ def param_layout(framework: str, param_type: ParamType, shape: tuple[int, ...]) 
         return (0,), axes[1:]
     if framework == "torch":  # (out, in, *kernel)
         return axes[1:], (0,)
-    return axes[:-1], (ndim - 1,)  # flax: (*kernel, in, out), dense (in, out)
+    # flax: dense (in, out), convolution (*kernel, in, out). Fan-in axes are listed in torch's
+    # order, input channels before kernel positions, so `as_matrix` is the same matrix in both.
+    return (ndim - 2, *axes[: ndim - 2]), (ndim - 1,)
 
 
 VECTOR_TYPES = frozenset({ParamType.BIAS, ParamType.NORM_SCALE, ParamType.NORM_BIAS})

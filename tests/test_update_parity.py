@@ -1,21 +1,24 @@
 """Torch <-> JAX parity of the baselines: the same name must mean the same update rule.
 
-For each baseline, K steps of the torch optimizer (its `make_optimizer`, scheduler included) and
-of the optax transformation (its jax.py `make_optimizer`) are applied to identical float32
-parameters with identical random gradients; the parameters must agree after every step. The
-fake workload's step_hint makes the K steps cover linear warmup and the start of cosine decay.
-Submissions are loaded by path (algoperf.plugins), never through sys.path.
+For each baseline (and every optimizer plugin with both files), `algoperf.parity` runs the
+torch optimizer (its `make_optimizer`, scheduler included) and the optax transformation (its
+jax.py `make_optimizer`) for K steps on a real workload's parameters (types, roles and layouts
+as in a trial, so plugins that group parameters work) from identical values, on an identical
+objective; the parameters must agree after every step. The step hint is 2K so the K steps
+cover linear warmup and the start of cosine decay. Submissions are loaded by path
+(algoperf.plugins), never through sys.path.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from types import SimpleNamespace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from algoperf.parity import format_report, update_parity
 from algoperf.plugins import find_submission, import_submission_file, list_submissions
 from algoperf.spec import Hyperparameters
 from algoperf.tuning import SearchSpace
@@ -73,43 +76,11 @@ def parity_hparams(name: str) -> Hyperparameters:
     return Hyperparameters(values)
 
 
-def fake_workload() -> SimpleNamespace:
-    return SimpleNamespace(name="parity", full_name="parity", step_hint=STEP_HINT, param_shapes=dict(SHAPES))
-
-
 def initial_params_and_grads(seed: int = 0):
     rng = np.random.default_rng(seed)
     params = {k: rng.normal(size=s).astype(np.float32) for k, s in SHAPES.items()}
     grads = [{k: rng.normal(size=s).astype(np.float32) for k, s in SHAPES.items()} for _ in range(NUM_STEPS)]
     return params, grads
-
-
-def run_torch(name: str, hparams, params, grads) -> list[dict[str, np.ndarray]]:
-    module = import_submission_file(find_submission(name), "torch")
-    tensors = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in params.items()}
-    optimizer, scheduler = module.make_optimizer(list(tensors.values()), hparams, fake_workload())
-    trajectory = []
-    for grad in grads:
-        for k, p in tensors.items():
-            p.grad = torch.tensor(grad[k])
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        trajectory.append({k: p.detach().numpy().copy() for k, p in tensors.items()})
-    return trajectory
-
-
-def run_jax(name: str, hparams, params, grads) -> list[dict[str, np.ndarray]]:
-    module = import_submission_file(find_submission(name), "jax")
-    transformation = module.make_optimizer(hparams, fake_workload())
-    arrays = {k: jnp.asarray(v) for k, v in params.items()}
-    state = transformation.init(arrays)
-    trajectory = []
-    for grad in grads:
-        updates, state = transformation.update({k: jnp.asarray(v) for k, v in grad.items()}, state, arrays)
-        arrays = optax.apply_updates(arrays, updates)
-        trajectory.append({k: np.asarray(v) for k, v in arrays.items()})
-    return trajectory
 
 
 def assert_same_trajectory(name, torch_steps, jax_steps, params) -> None:
@@ -128,17 +99,44 @@ def assert_same_trajectory(name, torch_steps, jax_steps, params) -> None:
         assert not np.allclose(torch_steps[-1][k], params[k], rtol=1e-3, atol=1e-4), (name, k)
 
 
-@pytest.mark.parametrize("name", BASELINES + plugin_submissions_in_both_frameworks())
-def test_torch_and_jax_updates_agree(name: str) -> None:
+# Workloads beyond fashion_mnist (convolutions, norms, a dense head) for baselines that treat
+# parameter kinds or roles differently: embeddings and attention on shakespeare.
+MORE_WORKLOADS = {"muon": ["shakespeare", "qm9"], "sam": ["shakespeare"]}
+
+
+def parity_cases() -> list[tuple[str, str]]:
+    names = BASELINES + plugin_submissions_in_both_frameworks()
+    return [(n, "fashion_mnist") for n in names] + [(n, w) for n in names for w in MORE_WORKLOADS.get(n, [])]
+
+
+@pytest.mark.parametrize(("name", "workload"), parity_cases())
+def test_torch_and_jax_updates_agree(name: str, workload: str) -> None:
     source = find_submission(name)
     missing = {"torch", "jax"} - set(source.frameworks)
     if missing:
         pytest.skip(f"{name} has no {', '.join(sorted(missing))} implementation yet")
-    hparams = parity_hparams(name)
-    params, grads = initial_params_and_grads()
-    torch_steps = run_torch(name, hparams, params, grads)
-    jax_steps = run_jax(name, hparams, params, grads)
-    assert_same_trajectory(name, torch_steps, jax_steps, params)
+    result = update_parity(name, workload, NUM_STEPS, hparams=dict(parity_hparams(name).items()))
+    report = "\n".join(format_report(result))
+    assert result.first_disagreement is None, f"{name} on {workload}: torch and JAX differ\n{report}"
+    # A test in which both sides leave the parameters alone would pass vacuously.
+    assert result.moved > 1e-3, f"{name}: the parameters barely moved ({result.moved:.1e})\n{report}"
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
+
+
+def test_parity_catches_a_different_rule() -> None:
+    """The comparison can fail: AdamW with beta2 0.999 in torch and 0.99 in JAX."""
+    result = update_parity(str(FIXTURES / "parity_mismatch"), "fashion_mnist", NUM_STEPS)
+    assert result.first_disagreement is not None and result.first_disagreement <= 2
+    assert result.steps[-1].max_abs > 1e-4
+
+
+def test_a_plugin_grouping_parameters_by_type_is_compared() -> None:
+    """The template's documented pattern (no decay on biases and norms, by param_types) runs
+    in the parity check, and decay on every parameter would not match it."""
+    result = update_parity(str(FIXTURES / "grouped_adamw"), "fashion_mnist", NUM_STEPS)
+    assert result.agrees, "\n".join(format_report(result))
 
 
 def test_parity_hparams_cover_every_baseline_hyperparameter() -> None:

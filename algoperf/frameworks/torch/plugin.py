@@ -42,7 +42,7 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
         params = [p for _, p in model_params.named_parameters()]
         extra = {"model": model_params} if wants_model else {}
         made = make_optimizer(params, hyperparameters, workload, **extra)
-        optimizers, schedulers = _checked(made, model_params, kind)
+        optimizers, schedulers = checked_optimizers(made, model_params, kind)
         return {
             "optimizer": made[0],  # as make_optimizer returned it: what `diagnostics` receives
             "optimizers": optimizers,
@@ -113,7 +113,7 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _checked(made: Any, model: nn.Module, kind: str) -> tuple[list[Any], list[Any]]:
+def checked_optimizers(made: Any, model: nn.Module, kind: str) -> tuple[list[Any], list[Any]]:
     """make_optimizer's (optimizers, schedulers) as lists, after checking that every trainable
     parameter belongs to exactly one optimizer (one left out would silently never train)."""
     if not (isinstance(made, tuple) and len(made) == 2):
