@@ -235,7 +235,7 @@ def _run_jax(module: Any, hparams: Hyperparameters, pair: Pair, objective: Objec
 
     from algoperf.frameworks.backend import step_kind_of
     from algoperf.frameworks.jax import flatten_params, unflatten_params
-    from algoperf.frameworks.jax.plugin import accepted_extra_args
+    from algoperf.frameworks.jax.plugin import LAYER_ARGS, accepted_extra_args
 
     workload = pair.jax
     torch_info, jax_info = pair.torch.param_info, workload.param_info
@@ -249,7 +249,14 @@ def _run_jax(module: Any, hparams: Hyperparameters, pair: Pair, objective: Objec
     )
     tx = module.make_optimizer(hparams, workload)
     state = tx.init(params)
-    extra_names, kind = accepted_extra_args(tx), step_kind_of(module)
+    extra_names = accepted_extra_args(tx, bool(getattr(module, "capture_layers", False)))
+    kind = step_kind_of(module)
+    if any(name in LAYER_ARGS for name in extra_names):
+        raise AlgoperfError(
+            "--parity runs no layers (its objective is a function of the parameters alone), so it "
+            "cannot compare an optimizer that reads layer inputs and output gradients; compare "
+            "training losses on real batches instead (tests/parity_utils.py train_losses)"
+        )
 
     @jax.jit
     def step(params, state, noise):
