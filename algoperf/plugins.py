@@ -377,6 +377,8 @@ def api_problems(module: ModuleType, framework: str) -> list[str]:
     problems: list[str] = []
     if hasattr(module, "make_optimizer"):
         expected = PLUGIN_API[framework]
+        if framework == "torch" and "model" in _parameter_names(module.make_optimizer):
+            expected = [*expected, "model"]  # optional: the torch module, for optimizers that hook it
         problem = signature_problem(module.make_optimizer, expected)
         if problem:
             problems.append(f"make_optimizer {problem}")
@@ -411,3 +413,10 @@ def api_problems(module: ModuleType, framework: str) -> list[str]:
             if problem:
                 problems.append(f"{name} {problem}")
     return problems
+
+
+def _parameter_names(fn: Any) -> list[str]:
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
