@@ -35,11 +35,14 @@ def make_optimizer(params, hparams, workload):
               attributes (`hparams.learning_rate`); a name not in the search space raises.
               `label_smoothing` and `grad_clip_norm`, when present, are applied by the harness.
     workload: what the benchmark tells a submission: `step_hint` (steps the target-setting run
-              needed: size schedules by it), `param_types`, `param_shapes`, `loss_type`,
-              `full_name`, `num_train_examples`, `default_batch_size`.
+              needed: size schedules by it), `param_types`, `param_info` (each parameter's
+              role -- input layer, hidden, output head -- and layout), `param_shapes`,
+              `loss_type`, `full_name`, `num_train_examples`, `default_batch_size`.
 
-    Returns (torch.optim.Optimizer, LR scheduler or None). The harness calls
-    `scheduler.step()` after every `optimizer.step()`.
+    Returns (torch.optim.Optimizer, LR scheduler or None), or lists of them (e.g. Muon for
+    hidden matrices beside AdamW for the rest). The harness calls `scheduler.step()` after
+    every `optimizer.step()`. README.md lists what else a plugin can ask for (a closure, the
+    model's layers, its own diagnostics).
     """
     optimizer = torch.optim.AdamW(
         params,
