@@ -360,3 +360,21 @@ def test_diagnostics_become_evals_columns_and_a_bad_one_fails_the_trial(tmp_path
     assert evals["plugin.steps"].tolist() == [10.0, 20.0]
     bad = run("diagnostics_bad")
     assert bad["status"] == "failed" and "diagnostics value 'lr' is not a scalar number" in bad["error"]
+
+
+def test_check_names_a_bad_step_kind_and_accepts_the_model_parameter():
+    from algoperf.plugins import api_problems
+
+    def make_optimizer(params, hparams, workload):
+        return None
+
+    bad = SimpleNamespace(make_optimizer=make_optimizer, step_kind="second_order")
+    assert any("step_kind = 'second_order' is not one of" in p for p in api_problems(bad, "torch"))
+
+    def with_model(params, hparams, workload, model):
+        return None
+
+    assert api_problems(SimpleNamespace(make_optimizer=with_model), "torch") == []
+    assert api_problems(SimpleNamespace(make_optimizer=with_model), "jax")  # JAX has no model to give
+    wrong = SimpleNamespace(make_optimizer=make_optimizer, diagnostics=lambda state, extra: {})
+    assert any(p.startswith("diagnostics") for p in api_problems(wrong, "torch"))
