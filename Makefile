@@ -2,7 +2,9 @@
 #   make demo   the fair protocol (external tuning, one study) for AdamW, Lion and LAMB on the CPU
 #               workloads, then the leaderboard and the report
 #   make test   the test suite
-.PHONY: setup demo test lint
+# And the committed baseline leaderboard (results/baselines-cpu.md):
+#   make baselines  every baseline with its defaults, self-tuning ruleset, 3 studies
+.PHONY: setup demo test lint baselines
 
 setup:
 	bash scripts/setup.sh
@@ -13,5 +15,8 @@ demo: setup
 test: setup
 	bash scripts/test.sh
 
+baselines: setup
+	bash scripts/baselines.sh
+
 lint: setup
-	.venv/bin/ruff check algoperf workloads submissions tests benchmarks && .venv/bin/ruff format --check algoperf workloads submissions tests benchmarks
+	.venv/bin/ruff check algoperf workloads submissions examples tests benchmarks && .venv/bin/ruff format --check algoperf workloads submissions examples tests benchmarks
