@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = ["algoperf", "workloads", "submissions", "tests", "benchmarks"]
+FOLDERS = ["algoperf", "workloads", "submissions", "examples", "tests", "benchmarks"]
 
 
 def test_ruff_check_and_format():
