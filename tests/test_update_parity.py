@@ -50,6 +50,9 @@ OVERRIDES = {
     "lion": {"learning_rate": 1e-3, "weight_decay": 1.0},
     "lamb": {"learning_rate": 2e-2},
     "sgd_nesterov": {"learning_rate": 0.1, "one_minus_momentum": 0.1, "weight_decay": 0.05},
+    # Learning-rate free: d grows from d0 ~10x (Prodigy) and ~30x (D-Adaptation) in the 10 steps.
+    "prodigy": {"learning_rate": 2.0, "d0": 1e-3, "warmup_fraction": 0.1},
+    "dadapt_adamw": {"learning_rate": 1.0, "d0": 1e-3},
 }
 
 
