@@ -378,3 +378,19 @@ def test_check_names_a_bad_step_kind_and_accepts_the_model_parameter():
     assert api_problems(SimpleNamespace(make_optimizer=with_model), "jax")  # JAX has no model to give
     wrong = SimpleNamespace(make_optimizer=make_optimizer, diagnostics=lambda state, extra: {})
     assert any(p.startswith("diagnostics") for p in api_problems(wrong, "torch"))
+
+
+def test_a_closure_sees_the_dropout_masks_of_the_step_it_re_evaluates():
+    """torch draws dropout masks from its global generator; the closure must not draw new ones."""
+    from parity_utils import train_losses
+
+    workload, model, _, batches = toy("torch")
+    made = []
+
+    def make_optimizer(params, hparams, workload):
+        made.append(CountingSGD(params, lr=0.0))
+        return made[0], None
+
+    plugin = SimpleNamespace(make_optimizer=make_optimizer, step_kind="closure")
+    losses = train_losses("torch", workload, model, None, plugin, batches[:3], {"dropout_rate": 0.5})
+    np.testing.assert_allclose([c["closure_loss"] for c in made[0].calls], losses, rtol=1e-6)

@@ -57,9 +57,16 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
         dropout_rate = hparam(hyperparameters, "dropout_rate", None)
         clip = hparam(hyperparameters, "grad_clip_norm", None)
         new_model_state = call.model_state
+        # torch draws dropout masks from its global generator: every evaluation of this step's
+        # loss (the first, and each closure call) starts from the same generator state, so a
+        # closure sees the same masks as the gradient it re-evaluates.
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+        generator_state = _generator_state(devices) if kind != "gradient" else None
 
         def mean_loss() -> torch.Tensor:
             nonlocal new_model_state
+            if generator_state is not None:
+                _set_generator_state(generator_state, devices)
             outputs, new_model_state = call.workload.model_fn(
                 model,
                 call.batch,
@@ -105,6 +112,16 @@ def plugin_to_full(module: ModuleType) -> dict[str, Any]:
         return optimizer_state, model, new_model_state
 
     return full_api(module, init_optimizer_state, standard_step, diagnostics_input="optimizer")
+
+
+def _generator_state(devices: list[int]) -> tuple[Any, list[Any]]:
+    return torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices]
+
+
+def _set_generator_state(state: tuple[Any, list[Any]], devices: list[int]) -> None:
+    torch.set_rng_state(state[0])
+    for device, device_state in zip(devices, state[1], strict=True):
+        torch.cuda.set_rng_state(device_state, device)
 
 
 def _as_list(value: Any) -> list[Any]:
