@@ -14,12 +14,25 @@ COMMAND="algoperf sweep workloads=[fashion_mnist,shakespeare,qm9] submissions=[$
 .venv/bin/$COMMAND "$@"
 .venv/bin/algoperf score "results/$SWEEP"
 ELAPSED=$(( $(date +%s) - START ))
+# The sweep's own span, from its records (a resumed sweep ran in more than one go).
+SPAN=$(.venv/bin/python - "results/$SWEEP" <<'PY'
+import datetime as dt
+import sys
+
+from algoperf import results
+
+trials = results.load(sys.argv[1]).trials
+first, last = trials["started_at"].map(str).min(), trials["ended_at"].map(str).max()
+seconds = (dt.datetime.fromisoformat(last) - dt.datetime.fromisoformat(first)).total_seconds()
+print(f"{len(trials)} trials in {int(seconds // 60)} min {int(seconds % 60)} s of sweep wall time")
+PY
+)
 {
   echo "# Baseline leaderboard, CPU tier (self-tuning: each baseline's defaults)"
   echo
   echo "Made by \`bash scripts/baselines.sh\` (= \`$COMMAND\`, then \`algoperf score results/$SWEEP\`),"
   echo "on $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m), torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'):"
-  echo "$((ELAPSED / 60)) min $((ELAPSED % 60)) s wall for the sweep and the score."
+  echo "$SPAN (first trial started to last trial ended), two trials side by side, nothing else running."
   echo "Every baseline in \`submissions/\` with its search space's defaults (no tuning, 1.5x the budget), three studies"
   echo "(three seeds) per workload, the workloads' \`small\` sizes, PyTorch. Trials end at the target, at the end of the"
   echo "baseline's schedule (\`training_steps\`: the step hint) or at the budget."
