@@ -34,7 +34,20 @@ SHAPES = {"matrix": (8, 5), "vector": (5,), "scalar": ()}
 RTOL, ATOL = 1e-5, 1e-6
 
 # The baselines the benchmark promises in both frameworks.
-BASELINES = ["adamw", "nadamw", "lion", "lamb", "sgd_nesterov"]
+BASELINES = [
+    "adamw",
+    "nadamw",
+    "lion",
+    "lamb",
+    "sgd_nesterov",
+    "muon",
+    "ademamix",
+    "adan",
+    "prodigy",
+    "dadapt_adamw",
+    "sam",
+    "cautious_nadamw",
+]
 # Values large enough that every term shows: weight decay well above rounding (so coupled vs
 # decoupled decay differs by far more than the tolerance), b2 < 0.999 so the second moment's bias
 # correction moves, warmup_fraction 0.2 -> 4 warmup steps then cosine decay over 16.
@@ -53,6 +66,10 @@ OVERRIDES = {
     # Learning-rate free: d grows from d0 ~10x (Prodigy) and ~30x (D-Adaptation) in the 10 steps.
     "prodigy": {"learning_rate": 2.0, "d0": 1e-3, "warmup_fraction": 0.1},
     "dadapt_adamw": {"learning_rate": 1.0, "d0": 1e-3},
+    "muon": {"adam_learning_rate": 3e-3},
+    "ademamix": {"beta3": 0.9999, "alpha": 5.0},
+    "adan": {"one_minus_beta2": 0.08, "one_minus_beta3": 0.01},
+    "sam": {"rho": 0.05},
 }
 
 
