@@ -10,6 +10,12 @@ same round. The first `--warmup` steps (JAX compilation, allocator warm-up) are 
 
     .venv/bin/python benchmarks/optimizer_cost.py                       # every baseline, torch
     .venv/bin/python benchmarks/optimizer_cost.py --frameworks torch jax --workloads qm9
+    .venv/bin/python benchmarks/optimizer_cost.py --from-sweep results/baselines-self
+
+`--from-sweep` reads a finished sweep instead (e.g. `make baselines`): per baseline and
+workload, the median over its trials of submission time per step (the timed step, data
+selection included, evaluation not), and its ratio to AdamW's, all from one sweep run side by
+side. Baselines with their own batch size (large_batch_adamw) are listed but not comparable.
 """
 
 from __future__ import annotations
@@ -126,6 +132,23 @@ def measure(workload_name: str, framework: str, names: list[str], args: argparse
     return {name: (statistics.median(seconds[name]), statistics.median(ratios[name])) for name in steppers}
 
 
+def from_sweep(folder: str) -> None:
+    from algoperf import results
+
+    trials = results.load(folder).trials
+    trials = trials[trials["global_steps"] > 0]
+    trials = trials.assign(ms=1e3 * trials["submission_time_s"] / trials["global_steps"])
+    table = trials.groupby(["submission", "workload"])["ms"].median().unstack("workload")
+    workloads = sorted(table.columns)
+    print(f"| optimizer | {' | '.join(f'{w} ms/step (x AdamW)' for w in workloads)} |")
+    print("|---|" + "---:|" * len(workloads))
+    for name in ["adamw"] + sorted(n for n in table.index if n != "adamw"):
+        cells = [
+            f"{table.loc[name, w]:.1f} ({table.loc[name, w] / table.loc['adamw', w]:.2f}x)" for w in workloads
+        ]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,7 +159,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-examples", action="store_true", help="baselines only")
+    parser.add_argument("--from-sweep", help="a finished sweep's folder: per-step costs from its records")
     args = parser.parse_args()
+    if args.from_sweep:
+        from_sweep(args.from_sweep)
+        return
     for framework in args.frameworks:
         names = plugin_baselines(framework) + ([] if args.no_examples else EXAMPLES)
         table = {}
