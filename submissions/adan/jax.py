@@ -7,7 +7,8 @@ paper's "(1 - beta_2)" weights literally, so it weights the gradient difference 
 where the paper has 1 - beta_2 = b2 (0.92); no b2 reconciles both that weight and v's decay. Its
 weight decay is also decoupled, p <- p - lr * (u + wd * p), not the paper's proximal step.
 
-The paper's rule, with decays b (b = 1 - beta), d_k = g_k - g_{k-1} (d_1 = 0) and step count k:
+Algorithm 1 as the reference code runs it (zero-initialised, bias-corrected moments; no restart),
+with decays b = 1 - beta, d_k = g_k - g_{k-1} (d_1 = 0) and step count k:
     m_k = b1 m_{k-1} + (1 - b1) g_k
     v_k = b2 v_{k-1} + (1 - b2) d_k
     n_k = b3 n_{k-1} + (1 - b3) (g_k + b2 d_k)^2

@@ -2,9 +2,25 @@
 gradient, through the harness's `grad_fn`, happen inside one update), linear warmup + cosine decay
 of AdamW's learning rate. The same update rule as torch.py (tested; written out there)."""
 
+import jax
 import optax
 
 from algoperf.frameworks.jax import until_step_hint, warmup_cosine
+
+# pytorch-optimizer's SAM divides by |g| + 1e-12. optax.contrib.normalize divides by |g| alone,
+# which turns an exactly zero gradient into NaN parameters for good (seen on qm9: a dead ReLU head
+# predicting the batch median under the absolute-error loss); torch takes a plain AdamW step there.
+PERTURB_EPS = 1e-12
+
+
+def normalize():
+    """optax.contrib.normalize with torch's eps: g / (|g| + eps), |g| over every parameter."""
+
+    def scaled(updates, params):
+        norm = optax.tree.norm(updates) + PERTURB_EPS
+        return jax.tree.map(lambda g: g / norm, updates)
+
+    return optax.stateless(scaled)
 
 
 def make_optimizer(hparams, workload):
@@ -17,8 +33,8 @@ def make_optimizer(hparams, workload):
         eps=1e-8,
         weight_decay=hparams.weight_decay,
     )
-    # w + rho g / |g|: sgd's step is -rho * normalised g, which sam negates into an ascent step.
-    ascent = optax.chain(optax.contrib.normalize(), optax.sgd(hparams.rho))
+    # w + rho g / (|g| + eps): sgd's step is minus rho times that, which sam negates into an ascent.
+    ascent = optax.chain(normalize(), optax.sgd(hparams.rho))
     # sync_period 2: one ascent step, then the outer step with the gradient there (plain SAM).
     return optax.contrib.sam(outer, ascent, sync_period=2, opaque_mode=True)
 
