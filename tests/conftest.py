@@ -42,6 +42,7 @@ TOY_PROFILE = HardwareConfig(
     workloads={
         "toy": {"size": "small", "max_submission_time_s": 30, "eval_every_steps": 10},
         "toy_slow_eval": {"size": "small", "max_submission_time_s": 30, "eval_every_steps": 10},
+        "toy_no_dropout": {"size": "small", "max_submission_time_s": 30, "eval_every_steps": 10},
     },
 )
 

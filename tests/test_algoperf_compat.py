@@ -299,8 +299,10 @@ def test_training_complete_error_ends_the_trial(tmp_path):
 
 @pytest.mark.slow
 def test_a_dropout_rate_the_model_cannot_honour_is_refused_clearly(tmp_path):
-    """The toy torch model has no dropout: torch_v06 asking for 0.1 fails with the reason."""
-    record = trial(tmp_path, fixture("torch_v06"), hparams={"dropout_rate": 0.1}, max_steps=3)
+    """A model without dropout layers: torch_v06 asking for 0.1 fails with the reason."""
+    record = trial(
+        tmp_path, fixture("torch_v06"), workload="toy_no_dropout", hparams={"dropout_rate": 0.1}, max_steps=3
+    )
     assert record["status"] == "failed"
     assert "has no dropout layers: dropout_rate=0.1 cannot be honoured" in record["error"]
 
@@ -403,7 +405,7 @@ def test_without_placing_the_state_the_jit_step_compiles_twice(monkeypatch):
 @pytest.mark.slow
 def test_v05_dropout_hyperparameters_apply_as_algoperfs_runner_applied_them(tmp_path):
     """Before v0.6 AlgoPerf's runner built the model with the hyperparameters' dropout_rate;
-    the submission never passes one. The toy JAX model has dropout, the toy torch model none."""
+    the submission never passes one. Both toy models have dropout; toy_no_dropout's has none."""
     points = json.loads((STYLE / "jax_pmap" / "tuning_search_space.json").read_text())
     space = tmp_path / "with_dropout.json"
     space.write_text(json.dumps([{**points[0], "dropout_rate": 0.1, "aux_dropout_rate": 0.1}]))
@@ -416,6 +418,17 @@ def test_v05_dropout_hyperparameters_apply_as_algoperfs_runner_applied_them(tmp_
     points = json.loads((STYLE / "torch_v05" / "tuning_search_space.json").read_text())
     space.write_text(json.dumps([{**points[0], "dropout_rate": 0.1}]))
     record = trial(tmp_path, fixture("torch_v05"), search_space=str(space), max_steps=5, sweep="torch")
+    assert record["status"] == "budget_exhausted", record["error"]
+    assert "dropout_rate=0.1 applies to every forward pass" in "\n".join(record["adaptations"])
+
+    record = trial(
+        tmp_path,
+        fixture("torch_v05"),
+        workload="toy_no_dropout",
+        search_space=str(space),
+        max_steps=5,
+        sweep="torch_no_dropout",
+    )
     assert record["status"] == "failed"
     assert "has no dropout layers: dropout_rate=0.1 cannot be honoured" in record["error"]
 
