@@ -2,6 +2,7 @@
 
 import atexit
 import copy
+import json
 import os
 import shutil
 import sys
@@ -54,6 +55,23 @@ def toy_profile():
 
 def fixture_submission(name: str) -> str:
     return str(FIXTURES / "submissions" / name)
+
+
+def pytest_sessionfinish(session):
+    """In a pytest-xdist worker: hand the fault rows this worker collected to the controller."""
+    from faults.fault_table import FAULT_ROWS
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fault_rows"] = json.dumps(FAULT_ROWS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """In the pytest-xdist controller: gather each worker's fault rows for the table."""
+    from faults.fault_table import FAULT_ROWS
+
+    FAULT_ROWS.extend(json.loads(getattr(node, "workeroutput", {}).get("fault_rows", "[]")))
 
 
 def pytest_terminal_summary(terminalreporter):
