@@ -134,8 +134,14 @@ def measure(workload_name: str, framework: str, names: list[str], args: argparse
 
 def from_sweep(folder: str) -> None:
     from algoperf import results
+    from algoperf.errors import AlgoperfError
 
-    trials = results.load(folder).trials
+    try:
+        trials = results.load(folder).trials
+    except AlgoperfError as error:
+        raise SystemExit(f"optimizer_cost.py: {error}") from None
+    if "adamw" not in set(trials["submission"]):
+        raise SystemExit(f"optimizer_cost.py: {folder} has no adamw trials; the ratios are to AdamW's step.")
     trials = trials[trials["global_steps"] > 0]
     trials = trials.assign(ms=1e3 * trials["submission_time_s"] / trials["global_steps"])
     table = trials.groupby(["submission", "workload"])["ms"].median().unstack("workload")
